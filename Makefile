@@ -1,0 +1,52 @@
+# Two commands matter: `make up` (the whole demo) and `make test` (lint + every test layer).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODE ?= auto
+
+.DEFAULT_GOAL := help
+.PHONY: help venv proto proto-check lint format test test-unit test-integration test-e2e up down migrate \
+	bench bench-metrics env
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the project with dev extras (pinned by constraints.txt)
+
+proto: $(STAMP) ## regenerate services/genproto from protos/
+	$(PY) tools/gen_proto.py
+
+env: ## write a git-ignored .env with a random JWT_SECRET if missing
+	@test -f .env || { umask 077; printf 'JWT_SECRET=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env; echo "wrote .env with a new random JWT_SECRET"; }
+
+lint: $(STAMP) ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services tools tests loadgen
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint ## lint, then unit, integration and end-to-end tests
+	$(VENV)/bin/pytest -rs
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest -rs tests/unit
+
+test-integration: $(STAMP)
+	$(VENV)/bin/pytest -rs tests/integration
+
+migrate: $(STAMP) env ## apply database migrations for both services
+	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate
+
+up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native processes)
+	$(PY) tools/up.py --mode $(MODE)

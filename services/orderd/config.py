@@ -1,0 +1,29 @@
+"""orderd configuration, parsed and validated once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.config import CommonConfig, Env, HostPort, read_common
+
+
+@dataclass(frozen=True)
+class OrderdConfig:
+    common: CommonConfig
+    userd_addr: HostPort
+    auth_timeout_seconds: float
+    migrate_on_start: bool
+
+
+def load(environ: Mapping[str, str] | None = None) -> OrderdConfig:
+    env = Env(os.environ if environ is None else environ)
+    return OrderdConfig(
+        common=read_common(
+            env, service_name="orderd", grpc_default="127.0.0.1:50052", metrics_default="127.0.0.1:9092"
+        ),
+        userd_addr=env.host_port("USERD_ADDR", "127.0.0.1:50051"),
+        auth_timeout_seconds=env.number("AUTH_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30.0),
+        migrate_on_start=env.boolean("MIGRATE_ON_START", True),
+    )

@@ -1,0 +1,5 @@
+from shared.migrations_env import run
+
+from orderd.storage.schema import Base
+
+run(Base.metadata, default_version_table="alembic_version_orderd")
