@@ -48,5 +48,8 @@ test-integration: $(STAMP)
 migrate: $(STAMP) env ## apply database migrations for both services
 	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate
 
-up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native processes)
-	$(PY) tools/up.py --mode $(MODE)
+up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
+	$(PY) tools/up.py up --mode $(MODE)
+
+down: ## stop a stack started with `make up` (in the background or left behind)
+	@if [ -x $(PY) ]; then $(PY) tools/up.py down; else echo "nothing to stop (no .venv)"; fi
