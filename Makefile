@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 MODE ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto proto-check lint format test test-unit test-integration test-e2e up down migrate \
-	bench bench-metrics env
+.PHONY: help venv proto lint format test test-unit test-integration up down migrate \
+	bench bench-metrics env k8s-rules
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -24,8 +24,13 @@ venv: $(STAMP) ## create .venv and install the project with dev extras (pinned b
 proto: $(STAMP) ## regenerate services/genproto from protos/
 	$(PY) tools/gen_proto.py
 
-env: ## write a git-ignored .env with a random JWT_SECRET if missing
-	@test -f .env || { umask 077; printf 'JWT_SECRET=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env; echo "wrote .env with a new random JWT_SECRET"; }
+env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD) to the git-ignored .env
+	@umask 077; touch .env; for key in JWT_SECRET POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD; do \
+	  grep -q "^$$key=" .env || { printf '%s=%s\n' "$$key" "$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" >> .env; echo "added $$key to .env"; }; \
+	done
+
+k8s-rules: $(STAMP) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml
+	$(PY) tools/gen_k8s_rules.py
 
 lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check .

@@ -360,8 +360,13 @@ def down() -> int:
 
 def up_docker() -> int:
     env = {**os.environ, **read_dotenv(ROOT / ".env")}
-    write_alertmanager_secrets(ROOT / "alertmanager", NotificationUrls.from_env(env, "http://slacksink:9095"))
-    return subprocess.run(["docker", "compose", "up", "--build"], cwd=ROOT, check=False).returncode
+    for path in write_alertmanager_secrets(
+        ROOT / "alertmanager", NotificationUrls.from_env(env, "http://slacksink:9095")
+    ):
+        # The Alertmanager image runs as `nobody`, which cannot read the 0600 files written for
+        # native runs; the folder itself is git-ignored.
+        path.chmod(0o644)
+    return subprocess.run(["docker", "compose", "up", "-d", "--build"], cwd=ROOT, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
