@@ -49,6 +49,7 @@ class Component:
     ready: Callable[[], bool]
     urls: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
 
 
@@ -103,7 +104,9 @@ def docker_engine_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False).returncode == 0
+        return (
+            subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False).returncode == 0
+        )
     except subprocess.TimeoutExpired:
         return False
 
@@ -157,7 +160,13 @@ def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
     stack = [
         Component(
             "slacksink",
-            [str(BIN / "slacksink"), "--addr", "127.0.0.1:9095", "--jsonl", str(RUN / "slack-messages.jsonl")],
+            [
+                str(BIN / "slacksink"),
+                "--addr",
+                "127.0.0.1:9095",
+                "--jsonl",
+                str(RUN / "slack-messages.jsonl"),
+            ],
             {"http": 9095},
             http_ok("http://127.0.0.1:9095/healthz"),
             {"Slack sink": "http://127.0.0.1:9095/"},
@@ -191,6 +200,9 @@ def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
             {"http": 9093},
             http_ok("http://127.0.0.1:9093/-/ready"),
             {"Alertmanager": "http://127.0.0.1:9093/"},
+            # Alertmanager 0.25 opens `api_url_file` relative to its working directory (templates
+            # relative to the config file): run it from the config's folder so both resolve alike.
+            cwd=RUN / "alertmanager",
         ),
         Component(
             "prometheus",
@@ -212,7 +224,13 @@ def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
         stack.append(
             Component(
                 "loadgen",
-                [str(BIN / "loadgen"), "--rps", env.get("LOADGEN_RPS", "5"), "--metrics-addr", "127.0.0.1:9097"],
+                [
+                    str(BIN / "loadgen"),
+                    "--rps",
+                    env.get("LOADGEN_RPS", "5"),
+                    "--metrics-addr",
+                    "127.0.0.1:9097",
+                ],
                 {"metrics": 9097},
                 http_ok("http://127.0.0.1:9097/metrics"),
                 {"loadgen metrics": "http://127.0.0.1:9097/metrics"},
@@ -222,7 +240,9 @@ def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
 
 
 def check_ports(stack: Sequence[Component]) -> None:
-    taken = [f"{port} ({c.name} {kind})" for c in stack for kind, port in c.ports.items() if not port_free(port)]
+    taken = [
+        f"{port} ({c.name} {kind})" for c in stack for kind, port in c.ports.items() if not port_free(port)
+    ]
     if taken:
         raise StackError(
             "port already in use: " + ", ".join(taken) + ". Stop whatever holds it (`make down`?) and retry."
@@ -242,7 +262,7 @@ def pump(name: str, color: str, stream: object, log_path: Path) -> None:
 def start(component: Component, base_env: dict[str, str], color: str) -> None:
     component.proc = subprocess.Popen(
         component.argv,
-        cwd=ROOT,
+        cwd=component.cwd,
         env={**base_env, **component.env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -360,12 +380,11 @@ def down() -> int:
 
 def up_docker() -> int:
     env = {**os.environ, **read_dotenv(ROOT / ".env")}
-    for path in write_alertmanager_secrets(
-        ROOT / "alertmanager", NotificationUrls.from_env(env, "http://slacksink:9095")
-    ):
-        # The Alertmanager image runs as `nobody`, which cannot read the 0600 files written for
-        # native runs; the folder itself is git-ignored.
-        path.chmod(0o644)
+    # The Alertmanager image runs as `nobody`, which cannot read the 0600 files written for native
+    # runs; the folder itself is git-ignored.
+    write_alertmanager_secrets(
+        ROOT / "alertmanager", NotificationUrls.from_env(env, "http://slacksink:9095"), mode=0o644
+    )
     return subprocess.run(["docker", "compose", "up", "-d", "--build"], cwd=ROOT, check=False).returncode
 
 

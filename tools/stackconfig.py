@@ -1,0 +1,172 @@
+"""Write the environment-specific files that prometheus/ and alertmanager/ read at run time.
+
+prometheus.yml and alertmanager.yml are the same for compose and native runs; what differs is where the
+targets live and where notifications go. Those two things are written here, by `make up` for native runs
+and once into prometheus/targets/compose/ for compose:
+
+- `targets/<job>.json` next to prometheus.yml (file_sd format, see prometheus/README.md).
+- `secrets/<receiver>_webhook_url` next to alertmanager.yml; git-ignored and, by default, mode 0600,
+  because a Slack incoming-webhook URL is a credential.
+
+Usage from a Makefile:
+    python tools/stackconfig.py prometheus-targets .run/prometheus/targets --host 127.0.0.1
+    python tools/stackconfig.py prometheus-targets prometheus/targets/compose --compose
+    python tools/stackconfig.py alertmanager-secrets .run/alertmanager --sink-url http://127.0.0.1:9095
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+JOBS: Final = ("userd", "orderd", "loadgen", "prometheus", "alertmanager")
+
+METRICS_PORTS: Final[Mapping[str, int]] = {
+    "userd": 9091,
+    "orderd": 9092,
+    "loadgen": 9097,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+}
+
+LOCAL_SINK_URL: Final = "http://127.0.0.1:9095"
+
+# Receiver name in alertmanager.yml -> secret file it reads, relative to alertmanager.yml's folder.
+# Each Slack receiver has its own file because a Slack app's incoming webhook is bound to one channel.
+SECRET_FILES: Final[Mapping[str, str]] = {
+    "slack-critical": "secrets/slack_critical_webhook_url",
+    "slack-warning": "secrets/slack_warning_webhook_url",
+    "slack-info": "secrets/slack_info_webhook_url",
+    "heartbeat": "secrets/heartbeat_webhook_url",
+}
+
+# Path on the local Slack sink that each receiver posts to when no real URL is configured.
+SINK_HOOKS: Final[Mapping[str, str]] = {
+    "slack-critical": "/hooks/critical",
+    "slack-warning": "/hooks/warning",
+    "slack-info": "/hooks/info",
+    "heartbeat": "/hooks/heartbeat",
+}
+
+
+def target_groups(job: str, host: str, port: int) -> list[dict[str, object]]:
+    """The file_sd document for one job. `service` is the label every alert routes and groups on."""
+    return [{"targets": [f"{host}:{port}"], "labels": {"service": job}}]
+
+
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    # Prometheus watches target files and re-reads them on change; a rename means it never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_prometheus_targets(
+    directory: Path,
+    host_for_job: Callable[[str], str],
+    ports: Mapping[str, int] = METRICS_PORTS,
+) -> list[Path]:
+    """Write `<directory>/<job>.json` for every job in JOBS and return the paths written.
+
+    `host_for_job("userd")` gives the host Prometheus should scrape for that job: `lambda _: "127.0.0.1"`
+    for native runs, `lambda job: job` for compose service names.
+    """
+    written = []
+    for job in JOBS:
+        path = directory / f"{job}.json"
+        document = target_groups(job, host_for_job(job), ports[job])
+        _write_atomically(path, json.dumps(document, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class NotificationUrls:
+    """Where each Alertmanager receiver sends; keyed like SECRET_FILES."""
+
+    urls: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], sink_url: str = LOCAL_SINK_URL) -> NotificationUrls:
+        """SLACK_WEBHOOK_URL_<CRITICAL|WARNING|INFO>, else SLACK_WEBHOOK_URL, else the local Slack sink.
+
+        The heartbeat (Watchdog) goes to HEARTBEAT_WEBHOOK_URL, e.g. a dead man's switch service, else
+        to the sink; it never falls back to SLACK_WEBHOOK_URL, which would spam a people channel.
+        """
+        shared = env.get("SLACK_WEBHOOK_URL", "")
+        urls = {}
+        for receiver, hook in SINK_HOOKS.items():
+            if receiver == "heartbeat":
+                chosen = env.get("HEARTBEAT_WEBHOOK_URL", "")
+            else:
+                severity = receiver.removeprefix("slack-").upper()
+                chosen = env.get(f"SLACK_WEBHOOK_URL_{severity}", "") or shared
+            urls[receiver] = chosen or sink_url.rstrip("/") + hook
+        return cls(urls)
+
+
+def write_alertmanager_secrets(config_dir: Path, urls: NotificationUrls, mode: int = 0o600) -> list[Path]:
+    """Write one webhook URL file per receiver under `config_dir` (alertmanager.yml's folder).
+
+    Owner-only by default. A container that runs Alertmanager as another user (the prom/alertmanager
+    image runs as `nobody`) cannot read such a bind-mounted file; pass 0o644 for that case.
+    """
+    missing = set(SECRET_FILES) - set(urls.urls)
+    if missing:
+        raise ValueError(f"no URL for receivers: {sorted(missing)}")
+    written = []
+    for receiver, relative in SECRET_FILES.items():
+        url = urls.urls[receiver]
+        if not url.startswith(("http://", "https://")):
+            # Naming the receiver, never the value: the value is a credential.
+            raise ValueError(f"webhook URL for {receiver} must be http(s)")
+        path = config_dir / relative
+        _write_atomically(path, url + "\n", mode=mode)
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    targets = commands.add_parser("prometheus-targets", help="write <dir>/<job>.json for every job")
+    targets.add_argument("directory", type=Path)
+    where = targets.add_mutually_exclusive_group()
+    where.add_argument("--host", default="127.0.0.1", help="one host for every job (native runs)")
+    where.add_argument("--compose", action="store_true", help="use the job name as host (compose)")
+
+    secrets = commands.add_parser("alertmanager-secrets", help="write webhook URL files next to the config")
+    secrets.add_argument("config_dir", type=Path, help="the folder alertmanager.yml is read from")
+    secrets.add_argument("--sink-url", default=LOCAL_SINK_URL, help="Slack sink used when no URL is set")
+
+    args = parser.parse_args(argv)
+    if args.command == "prometheus-targets":
+        host: str = args.host
+        paths = write_prometheus_targets(
+            args.directory, (lambda job: job) if args.compose else (lambda _: host)
+        )
+    else:
+        paths = write_alertmanager_secrets(
+            args.config_dir, NotificationUrls.from_env(os.environ, args.sink_url)
+        )
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
