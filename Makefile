@@ -8,7 +8,7 @@ MODE ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto lint format test test-unit test-integration up down migrate \
-	bench bench-metrics env k8s-rules
+	bench bench-metrics env k8s-rules dashboards
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PAS
 	@umask 077; touch .env; for key in JWT_SECRET POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD; do \
 	  grep -q "^$$key=" .env || { printf '%s=%s\n' "$$key" "$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" >> .env; echo "added $$key to .env"; }; \
 	done
+
+dashboards: $(STAMP) ## regenerate grafana/dashboards/*.json from tools/gen_dashboards.py
+	$(PY) tools/gen_dashboards.py
 
 k8s-rules: $(STAMP) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml
 	$(PY) tools/gen_k8s_rules.py
