@@ -56,6 +56,9 @@ test-integration: $(STAMP)
 migrate: $(STAMP) env ## apply database migrations for both services
 	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate
 
+bench-metrics: $(STAMP) ## CPU per unary call: bare vs no-op vs metrics vs OTel vs OTel+metrics servers (~75 s)
+	$(PY) tools/bench_metrics.py
+
 up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
 	$(PY) tools/up.py up --mode $(MODE)
 

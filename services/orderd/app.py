@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genproto.order.v1 import order_pb2, order_pb2_grpc
-from grpc import aio
-from prometheus_client import CollectorRegistry
+from genproto.user.v1 import user_pb2
 from shared import db
 from shared.db_metrics import QueryTimer
-from shared.grpc_server import RunningServer, start_grpc_server
-from sqlalchemy.ext.asyncio import AsyncEngine
+from shared.observability.service import ServiceObservability
+from shared.service_host import ServiceHost
 
 from orderd.auth import UserdAuthenticator, open_channel
 from orderd.config import OrderdConfig
@@ -21,44 +19,19 @@ from orderd.metrics import OrderdMetrics
 from orderd.servicer import OrderServicer
 from orderd.storage import sql
 
-log = logging.getLogger(__name__)
-
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_orderd"
-SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+ORDER_SERVICE = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
+USER_SERVICE = user_pb2.DESCRIPTOR.services_by_name["UserService"]
 
 
 @dataclass
 class Overrides:
-    """Test seams: replace the repository (no database is opened then) or the clock."""
+    """Test seams: a repository (no database is opened then), a clock, an observability bundle."""
 
     orders: OrderRepository | None = None
     clock: Clock | None = None
-    registry: CollectorRegistry | None = None
-
-
-@dataclass
-class OrderdService:
-    config: OrderdConfig
-    grpc: RunningServer
-    registry: CollectorRegistry
-    userd_channel: aio.Channel
-    engine: AsyncEngine | None = None
-    _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def port(self) -> int:
-        return self.grpc.port
-
-    async def stop(self, grace_seconds: float | None = None) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        grace = self.config.common.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-        await self.grpc.stop(grace)
-        await self.userd_channel.close()
-        if self.engine is not None:
-            await self.engine.dispose()
+    observability: ServiceObservability | None = None
 
 
 async def migrate(config: OrderdConfig) -> None:
@@ -69,25 +42,31 @@ async def migrate(config: OrderdConfig) -> None:
         await engine.dispose()
 
 
-async def create_server(config: OrderdConfig, overrides: Overrides | None = None) -> OrderdService:
+async def create_server(config: OrderdConfig, overrides: Overrides | None = None) -> ServiceHost:
     overrides = overrides or Overrides()
-    registry = overrides.registry or CollectorRegistry()
-    engine: AsyncEngine | None = None
-    orders = overrides.orders
-    if orders is None:
-        engine = db.create_engine(config.common.database_url)
-        if config.migrate_on_start:
-            await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
-        orders = sql.SqlOrderRepository(engine, QueryTimer("orderd", sql.OPERATIONS, registry))
-    channel = open_channel(config.userd_addr)
-    servicer = OrderServicer(
-        OrderBook(orders, clock=overrides.clock or utc_now),
-        UserdAuthenticator(channel, config.auth_timeout_seconds),
-        OrderdMetrics(registry),
-    )
-    running = await start_grpc_server(
-        config.common.grpc_addr,
-        lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),  # type: ignore[no-untyped-call]
-        [SERVICE_NAME],
-    )
-    return OrderdService(config=config, grpc=running, registry=registry, userd_channel=channel, engine=engine)
+    host = ServiceHost.open(config.common, overrides.observability)
+    try:
+        orders = overrides.orders
+        if orders is None:
+            engine = db.create_engine(config.common.database_url)
+            host.on_stop(engine.dispose)
+            if config.migrate_on_start:
+                await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
+            orders = sql.SqlOrderRepository(engine, QueryTimer("orderd", sql.OPERATIONS, host.registry))
+        # The hop to userd is what the client metrics measure: same interceptors, same registry.
+        host.observability.preinitialize_client(USER_SERVICE)
+        channel = open_channel(config.userd_addr, host.observability.client_interceptors())
+        host.on_stop(channel.close)
+        servicer = OrderServicer(
+            OrderBook(orders, clock=overrides.clock or utc_now),
+            UserdAuthenticator(channel, config.auth_timeout_seconds),
+            OrderdMetrics(host.registry),
+        )
+        await host.serve(
+            lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),  # type: ignore[no-untyped-call]
+            [ORDER_SERVICE],
+        )
+    except BaseException:
+        await host.stop(grace_seconds=0)
+        raise
+    return host

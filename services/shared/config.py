@@ -107,6 +107,8 @@ class CommonConfig:
     log_level: str
     log_format: str
     shutdown_grace_seconds: float
+    fault_injection_enabled: bool
+    fault_injection_token: str | None
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -121,4 +123,18 @@ def read_common(env: Env, *, service_name: str, grpc_default: str, metrics_defau
         log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
         log_format=env.choice("LOG_FORMAT", "console", ("json", "console")),
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0),
+        fault_injection_enabled=env.boolean("FAULT_INJECTION_ENABLED", False),
+        fault_injection_token=_fault_token(env),
     )
+
+
+MIN_FAULT_TOKEN_LENGTH = 16
+
+
+def _fault_token(env: Env) -> str | None:
+    token = env.optional("FAULT_INJECTION_TOKEN")
+    if token is not None and len(token) < MIN_FAULT_TOKEN_LENGTH:
+        raise ConfigError(
+            f"FAULT_INJECTION_TOKEN is too short: use at least {MIN_FAULT_TOKEN_LENGTH} characters"
+        )
+    return token

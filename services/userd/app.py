@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genproto.user.v1 import user_pb2, user_pb2_grpc
-from prometheus_client import CollectorRegistry
 from shared import db
 from shared.db_metrics import QueryTimer
-from shared.grpc_server import RunningServer, start_grpc_server
-from sqlalchemy.ext.asyncio import AsyncEngine
+from shared.observability.service import ServiceObservability
+from shared.service_host import ServiceHost
 
 from userd.config import UserdConfig
 from userd.domain.accounts import Accounts, Clock, UserRepository, utc_now
@@ -21,42 +19,19 @@ from userd.metrics import UserdMetrics
 from userd.servicer import UserServicer
 from userd.storage import sql
 
-log = logging.getLogger(__name__)
-
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_userd"
-SERVICE_NAME = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+USER_SERVICE = user_pb2.DESCRIPTOR.services_by_name["UserService"]
 
 
 @dataclass
 class Overrides:
-    """Test seams: replace the repository (no database is opened then) or the clock."""
+    """Test seams: a repository (no database is opened then), a clock, an observability bundle
+    (isolated registry, in-memory span exporter)."""
 
     users: UserRepository | None = None
     clock: Clock | None = None
-    registry: CollectorRegistry | None = None
-
-
-@dataclass
-class UserdService:
-    config: UserdConfig
-    grpc: RunningServer
-    registry: CollectorRegistry
-    engine: AsyncEngine | None = None
-    _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def port(self) -> int:
-        return self.grpc.port
-
-    async def stop(self, grace_seconds: float | None = None) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        grace = self.config.common.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-        await self.grpc.stop(grace)
-        if self.engine is not None:
-            await self.engine.dispose()
+    observability: ServiceObservability | None = None
 
 
 async def migrate(config: UserdConfig) -> None:
@@ -67,33 +42,34 @@ async def migrate(config: UserdConfig) -> None:
         await engine.dispose()
 
 
-async def create_server(config: UserdConfig, overrides: Overrides | None = None) -> UserdService:
+async def create_server(config: UserdConfig, overrides: Overrides | None = None) -> ServiceHost:
     overrides = overrides or Overrides()
-    registry = overrides.registry or CollectorRegistry()
-    engine: AsyncEngine | None = None
-    users = overrides.users
-    if users is None:
-        engine = db.create_engine(config.common.database_url)
-        if config.migrate_on_start:
-            await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
-        users = sql.SqlUserRepository(engine, QueryTimer("userd", sql.OPERATIONS, registry))
-    accounts = Accounts(
-        users,
-        PasswordHasher(config.bcrypt_rounds),
-        TokenService(
+    host = ServiceHost.open(config.common, overrides.observability)
+    try:
+        users = overrides.users
+        if users is None:
+            engine = db.create_engine(config.common.database_url)
+            host.on_stop(engine.dispose)
+            if config.migrate_on_start:
+                await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
+            users = sql.SqlUserRepository(engine, QueryTimer("userd", sql.OPERATIONS, host.registry))
+        tokens = TokenService(
             TokenSettings(
                 secret=config.jwt_secret,
                 ttl_seconds=config.jwt_ttl_seconds,
                 issuer=config.jwt_issuer,
                 audience=config.jwt_audience,
             )
-        ),
-        clock=overrides.clock or utc_now,
-    )
-    servicer = UserServicer(accounts, UserdMetrics(registry))
-    running = await start_grpc_server(
-        config.common.grpc_addr,
-        lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),  # type: ignore[no-untyped-call]
-        [SERVICE_NAME],
-    )
-    return UserdService(config=config, grpc=running, registry=registry, engine=engine)
+        )
+        accounts = Accounts(
+            users, PasswordHasher(config.bcrypt_rounds), tokens, clock=overrides.clock or utc_now
+        )
+        servicer = UserServicer(accounts, UserdMetrics(host.registry))
+        await host.serve(
+            lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),  # type: ignore[no-untyped-call]
+            [USER_SERVICE],
+        )
+    except BaseException:
+        await host.stop(grace_seconds=0)
+        raise
+    return host

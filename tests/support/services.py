@@ -9,9 +9,14 @@ from dataclasses import dataclass
 import grpc
 from genproto.order.v1 import order_pb2_grpc
 from genproto.user.v1 import user_pb2, user_pb2_grpc
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from orderd import app as orderd_app
 from orderd import config as orderd_config
+from prometheus_client import CollectorRegistry
 from shared.grpc_errors import auth_metadata
+from shared.observability.service import ServiceObservability
+from shared.service_host import ServiceHost
 from userd import app as userd_app
 from userd import config as userd_config
 
@@ -39,12 +44,25 @@ def orderd_env(database_url: str, userd_port: int, **extra: str) -> dict[str, st
     }
 
 
+def test_observability(service: str, exporter: InMemorySpanExporter) -> ServiceObservability:
+    """Isolated registry, no global tracer provider, no OTLP export; spans land in `exporter`."""
+    return ServiceObservability(
+        service,
+        version="test",
+        registry=CollectorRegistry(),
+        environ={},
+        span_processors=[SimpleSpanProcessor(exporter)],
+        install_global_tracer=False,
+    )
+
+
 @dataclass
 class Stack:
-    userd: userd_app.UserdService
-    orderd: orderd_app.OrderdService
+    userd: ServiceHost
+    orderd: ServiceHost
     users: user_pb2_grpc.UserServiceStub
     orders: order_pb2_grpc.OrderServiceStub
+    spans: InMemorySpanExporter
 
     async def register_and_login(self, email: str, password: str = "correct horse") -> tuple[str, str]:
         """Returns (user_id, access token)."""
@@ -60,9 +78,21 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 @asynccontextmanager
-async def running_stack(userd_db: str, orderd_db: str) -> AsyncIterator[Stack]:
-    userd = await userd_app.create_server(userd_config.load(userd_env(userd_db)))
-    orderd = await orderd_app.create_server(orderd_config.load(orderd_env(orderd_db, userd.port)))
+async def running_stack(
+    userd_db: str,
+    orderd_db: str,
+    userd_extra: dict[str, str] | None = None,
+    orderd_extra: dict[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    spans = InMemorySpanExporter()
+    userd = await userd_app.create_server(
+        userd_config.load(userd_env(userd_db, **(userd_extra or {}))),
+        userd_app.Overrides(observability=test_observability("userd", spans)),
+    )
+    orderd = await orderd_app.create_server(
+        orderd_config.load(orderd_env(orderd_db, userd.port, **(orderd_extra or {}))),
+        orderd_app.Overrides(observability=test_observability("orderd", spans)),
+    )
     user_channel = grpc.aio.insecure_channel(f"127.0.0.1:{userd.port}")
     order_channel = grpc.aio.insecure_channel(f"127.0.0.1:{orderd.port}")
     try:
@@ -71,6 +101,7 @@ async def running_stack(userd_db: str, orderd_db: str) -> AsyncIterator[Stack]:
             orderd,
             user_pb2_grpc.UserServiceStub(user_channel),
             order_pb2_grpc.OrderServiceStub(order_channel),
+            spans,
         )
     finally:
         await user_channel.close()
