@@ -35,11 +35,7 @@ class Overrides:
 
 
 async def migrate(config: OrderdConfig) -> None:
-    engine = db.create_engine(config.common.database_url)
-    try:
-        await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
-    finally:
-        await engine.dispose()
+    await db.migrate_url(config.common.database_url, MIGRATIONS, VERSION_TABLE)
 
 
 async def create_server(config: OrderdConfig, overrides: Overrides | None = None) -> ServiceHost:

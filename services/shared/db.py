@@ -66,6 +66,15 @@ def alembic_config(script_location: Path, version_table: str) -> Config:
     return config
 
 
+async def migrate_url(url: str, script_location: Path, version_table: str) -> None:
+    """`<svc> migrate`: upgrade the database at `url` to head and exit."""
+    engine = create_engine(url)
+    try:
+        await migrate(engine, script_location, version_table)
+    finally:
+        await engine.dispose()
+
+
 async def migrate(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
     """Upgrade to head on the given engine. Each service keeps its own version table, so both may
     share one database; migrations only ever add."""
