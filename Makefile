@@ -8,7 +8,7 @@ MODE ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto lint format test test-unit test-integration up down migrate \
-	bench bench-metrics env k8s-rules dashboards
+	bench bench-metrics env k8s-rules dashboards demo-alerts
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -58,6 +58,37 @@ migrate: $(STAMP) env ## apply database migrations for both services
 
 bench-metrics: $(STAMP) ## CPU per unary call: bare vs no-op vs metrics vs OTel vs OTel+metrics servers (~75 s)
 	$(PY) tools/bench_metrics.py
+
+LOADGEN := $(VENV)/bin/loadgen
+# Extra flags for every loadgen target, e.g. make chaos-slow LOADGEN_ARGS="--rps 20 --duration 120"
+LOADGEN_ARGS ?=
+# Scenarios run next to the background generator of `make up`, which owns port 9097.
+LOADGEN_SIDE := $(LOADGEN) --metrics-addr 0
+.PHONY: loadgen spike attack-bruteforce attack-bad-requests chaos-outage chaos-slow chaos-errors
+
+loadgen: $(STAMP) ## steady default mix at 10/s until Ctrl-C, summary at the end
+	$(LOADGEN) --scenario steady --rps 10 $(LOADGEN_ARGS)
+
+spike: $(STAMP) ## 10/s, then 50/s from 30 s for 60 s, then 10/s again (150 s)
+	$(LOADGEN_SIDE) --scenario spike --rps 10 --duration 150 $(LOADGEN_ARGS)
+
+attack-bruteforce: $(STAMP) ## wrong-password logins against 3 accounts, ~60/min for 3 min: InvalidLoginSpike
+	$(LOADGEN_SIDE) --scenario bruteforce --rps 5 --duration 180 $(LOADGEN_ARGS)
+
+attack-bad-requests: $(STAMP) ## a third of requests malformed (INVALID_ARGUMENT) for 3 min: no server-error alert
+	$(LOADGEN_SIDE) --scenario bad-requests --rps 10 --duration 180 $(LOADGEN_ARGS)
+
+chaos-outage: $(STAMP) ## userd Me answers UNAVAILABLE for 5 min: HighGRPCFailures, OrderCreationFailing
+	$(LOADGEN_SIDE) --scenario outage --rps 10 --duration 300 $(LOADGEN_ARGS)
+
+chaos-slow: $(STAMP) ## 600-900 ms added to every orderd call for 5 min: GRPCLatencyP95High
+	$(LOADGEN_SIDE) --scenario slow --rps 10 --duration 300 $(LOADGEN_ARGS)
+
+chaos-errors: $(STAMP) ## INTERNAL on 20% of orderd calls for 5 min: GRPCServerErrorRateHigh, ErrorBudgetBurnFast
+	$(LOADGEN_SIDE) --scenario errors --rps 10 --duration 300 $(LOADGEN_ARGS)
+
+demo-alerts: $(STAMP) ## with `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
+	$(PY) tools/demo_alerts.py
 
 up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
 	$(PY) tools/up.py up --mode $(MODE)
