@@ -8,7 +8,7 @@ MODE ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto lint format test test-unit test-integration up down migrate \
-	bench bench-metrics env k8s-rules dashboards demo-alerts
+	bench bench-metrics bench-capacity env k8s-rules dashboards demo-alerts
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -55,6 +55,11 @@ test-integration: $(STAMP)
 
 migrate: $(STAMP) env ## apply database migrations for both services
 	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate
+
+bench: bench-metrics bench-capacity ## every benchmark: instrumentation CPU cost, then sustained request rate
+
+bench-capacity: $(STAMP) ## highest zero-error steady rate of the stack on this machine, p50/p99 per step (~2 min)
+	$(PY) tools/bench_capacity.py
 
 bench-metrics: $(STAMP) ## CPU per unary call: bare vs no-op vs metrics vs OTel vs OTel+metrics servers (~75 s)
 	$(PY) tools/bench_metrics.py
