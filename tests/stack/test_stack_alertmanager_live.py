@@ -124,24 +124,27 @@ def prometheus_alert(alertname: str, severity: str, service: str, **labels: str)
     }
 
 
-ALERTS = [
-    prometheus_alert("ServiceDown", "critical", "userd", job="userd", instance="userd:9091"),
-    # Muted by ServiceDown for the same service ...
-    prometheus_alert("GRPCLatencyP95High", "warning", "userd", job="userd", grpc_method="Login"),
-    # ... but not for another service.
-    prometheus_alert("GRPCLatencyP95High", "warning", "orderd", job="orderd", grpc_method="CreateOrder"),
-    prometheus_alert("ErrorBudgetBurnFast", "critical", "orderd", job="orderd"),
-    prometheus_alert("ErrorBudgetBurnSlow", "warning", "orderd", job="orderd"),
-    # A critical mutes the warning of the same alert and service.
-    prometheus_alert("OrderCreationFailing", "critical", "orderd", job="orderd"),
-    prometheus_alert("OrderCreationFailing", "warning", "orderd", job="orderd"),
-    prometheus_alert("Watchdog", "none", "prometheus"),
-]
+def alerts() -> list[dict[str, Any]]:
+    """Built when posted: endsAt is relative to now, and the module may be imported minutes earlier
+    than its tests run (an alert whose endsAt has passed is resolved on arrival)."""
+    return [
+        prometheus_alert("ServiceDown", "critical", "userd", job="userd", instance="userd:9091"),
+        # Muted by ServiceDown for the same service ...
+        prometheus_alert("GRPCLatencyP95High", "warning", "userd", job="userd", grpc_method="Login"),
+        # ... but not for another service.
+        prometheus_alert("GRPCLatencyP95High", "warning", "orderd", job="orderd", grpc_method="CreateOrder"),
+        prometheus_alert("ErrorBudgetBurnFast", "critical", "orderd", job="orderd"),
+        prometheus_alert("ErrorBudgetBurnSlow", "warning", "orderd", job="orderd"),
+        # A critical mutes the warning of the same alert and service.
+        prometheus_alert("OrderCreationFailing", "critical", "orderd", job="orderd"),
+        prometheus_alert("OrderCreationFailing", "warning", "orderd", job="orderd"),
+        prometheus_alert("Watchdog", "none", "prometheus"),
+    ]
 
 
 @pytest.fixture(scope="module")
 def delivered(stack: Stack) -> Stack:
-    status, body = http_post(stack.alertmanager_url + "/api/v2/alerts", json.dumps(ALERTS).encode())
+    status, body = http_post(stack.alertmanager_url + "/api/v2/alerts", json.dumps(alerts()).encode())
     assert status == 200, body
     expected = {
         ("/hooks/critical", "[FIRING:1] ServiceDown on userd"),
