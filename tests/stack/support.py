@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -18,20 +17,14 @@ from slacksink.server import SinkServer
 from slacksink.store import MessageStore
 from stackconfig import NotificationUrls, write_alertmanager_secrets
 
+from tests.support.processes import free_port as free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "prometheus"
 ALERTMANAGER_DIR = ROOT / "alertmanager"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A port that was free a moment ago, for binaries that cannot report the port they bound to 0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -12,7 +12,6 @@ Every method takes bytes commands (identity serialisers) that say what the handl
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,8 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import free_port as free_port
 
 SERVICE = "test.v1.EchoService"
 SYNC_SERVICE = "test.v1.SyncEchoService"
@@ -239,13 +240,6 @@ async def echo_server(interceptors: Sequence[Any] = ()) -> AsyncIterator[EchoSer
 async def echo_channel(target: str, interceptors: Sequence[Any] = ()) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(target, interceptors=list(interceptors)) as channel:
         yield channel
-
-
-def free_port() -> int:
-    """A port nothing listens on (for "server down" and for binaries that cannot take port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------
