@@ -38,6 +38,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # SQLAlchemy puts the bound parameters (emails, password hashes) into the text of its errors,
+    # and unexpected errors are logged with that text (shared.grpc_errors); the statement is enough.
+    kwargs["hide_parameters"] = True
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""

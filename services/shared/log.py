@@ -69,7 +69,8 @@ class ConsoleFormatter(logging.Formatter):
         extras = extra_fields(record)
         trace_id = getattr(record, "trace_id", "")
         if trace_id:
-            extras = {"trace_id": trace_id, **extras}
+            # The span id tells which of the trace's spans (the server span, an outgoing call) wrote it.
+            extras = {"trace_id": trace_id, "span_id": getattr(record, "span_id", ""), **extras}
         if extras:
             text += " " + " ".join(f"{key}={value}" for key, value in extras.items())
         return text

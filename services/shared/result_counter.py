@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,8 +13,8 @@ from shared.errors import DomainError
 
 class ResultCounter:
     """`results` is the complete set of label values, all created at start-up so rate() and alerts
-    see zeros rather than absent series. Errors whose reason is not in the set count as `fallback`
-    (e.g. orderd's `failed`), or are not counted when there is none."""
+    see zeros rather than absent series. Errors whose reason is not in the set, and cancelled calls,
+    count as `fallback` (e.g. orderd's `failed`), or are not counted when there is none."""
 
     def __init__(
         self,
@@ -43,7 +44,9 @@ class ResultCounter:
     def recording(self, success: str = "success") -> Iterator[None]:
         try:
             yield
-        except Exception as error:
+        except (Exception, asyncio.CancelledError) as error:
+            # CancelledError is a BaseException, yet a client cancel or a passed deadline ends the
+            # call (grpc_server_handled_total counts it), so it counts too: as the fallback result.
             self.record_error(error)
             raise
         self.record(success)

@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -21,9 +22,10 @@ from orderd.domain.orders import Order
 from orderd.domain.pagination import Cursor
 from shared.faults import FaultState, LatencyFault, MethodFilter
 from shared.log import TraceContextFilter
+from userd.domain.tokens import TokenService, TokenSettings
 
 from tests.support.observability_echo import Scrape, scrape
-from tests.support.services import Stack, bearer, running_stack
+from tests.support.services import TEST_JWT_SECRET, Stack, bearer, running_stack
 
 WATCHED = (
     "grpc_server_started_total",
@@ -34,6 +36,8 @@ WATCHED = (
     "grpc_client_started_total",
     "grpc_client_handled_total",
     "grpc_client_handling_seconds_count",
+    "grpc_client_msg_sent_total",
+    "grpc_client_msg_received_total",
     "userd_service_login_handler_total",
     "userd_service_register_handler_total",
     "userd_service_me_handler_total",
@@ -83,11 +87,15 @@ def server(service: str, grpc_service: str, method: str, code: str) -> Delta:
 
 
 def client_me(code: str, calls: int = 1) -> Delta:
+    """What orderd's calls to userd.Me add on its client side: the request is counted as sent even
+    when the call fails (userd down, deadline), the response only when one arrived."""
     base = frozenset({("grpc_type", "unary"), ("grpc_service", "user.v1.UserService"), ("grpc_method", "Me")})
     return {
         ("orderd", "grpc_client_started_total", base): calls,
         ("orderd", "grpc_client_handled_total", base | {("grpc_code", code)}): calls,
         ("orderd", "grpc_client_handling_seconds_count", base): calls,
+        ("orderd", "grpc_client_msg_sent_total", base): calls,
+        **({("orderd", "grpc_client_msg_received_total", base): calls} if code == "OK" else {}),
     }
 
 
@@ -133,6 +141,13 @@ async def measure(stack: Stack, call: Callable[[], Awaitable[object]], expect: g
 
 def item() -> order_pb2.OrderItem:
     return order_pb2.OrderItem(sku="SKU-1", quantity=1, unit_price_cents=100)
+
+
+def token_of_unknown_user() -> str:
+    """A valid, unexpired token (signed with the test stack's secret and userd's default issuer and
+    audience) whose subject is no user: as if the account had been deleted after login."""
+    tokens = TokenService(TokenSettings(TEST_JWT_SECRET.encode(), 900, "userd", "grpc-demo"))
+    return tokens.issue(str(uuid.uuid4()), datetime.now(UTC)).token
 
 
 async def test_pre_initialised_series_exist_before_any_call(stack: Stack) -> None:
@@ -215,6 +230,12 @@ async def test_userd_outcomes(stack: Stack) -> None:
         (bearer(token), grpc.StatusCode.OK, "OK", "success"),
         ((), grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated", "missing_token"),
         (bearer("garbage"), grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated", "invalid_token"),
+        (
+            bearer(token_of_unknown_user()),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "Unauthenticated",
+            "user_not_found",
+        ),
     ]
     for metadata, status, code, result in mes:
         got = await measure(
@@ -313,6 +334,34 @@ async def test_orderd_outcomes_and_the_hop_to_userd(stack: Stack) -> None:
         me_ok,
     )
 
+    def get_as(metadata: tuple[tuple[str, str], ...]) -> Callable[[], Awaitable[object]]:
+        return lambda: stack.orders.GetOrder(order_pb2.GetOrderRequest(order_id=order.id), metadata=metadata)
+
+    assert await measure(stack, get_as(bearer("garbage")), grpc.StatusCode.UNAUTHENTICATED) == merged(
+        server("orderd", ORDER, "GetOrder", "Unauthenticated"),
+        business("orderd", "orderd_service_total_fetched_orders_total", "unauthenticated"),
+        client_me("Unauthenticated"),
+        server("userd", USER, "Me", "Unauthenticated"),
+        business("userd", "userd_service_me_handler_total", "invalid_token"),
+    )
+    # A well-signed token of a user that no longer exists: userd tells it apart, orderd need not.
+    assert await measure(
+        stack, get_as(bearer(token_of_unknown_user())), grpc.StatusCode.UNAUTHENTICATED
+    ) == merged(
+        server("orderd", ORDER, "GetOrder", "Unauthenticated"),
+        business("orderd", "orderd_service_total_fetched_orders_total", "unauthenticated"),
+        client_me("Unauthenticated"),
+        server("userd", USER, "Me", "Unauthenticated"),
+        business("userd", "userd_service_me_handler_total", "user_not_found"),
+    )
+    # No token at all: refused without a round trip to userd.
+    assert await measure(
+        stack, lambda: stack.orders.ListOrders(order_pb2.ListOrdersRequest()), grpc.StatusCode.UNAUTHENTICATED
+    ) == merged(
+        server("orderd", ORDER, "ListOrders", "Unauthenticated"),
+        business("orderd", "orderd_service_total_fetched_orders_total", "unauthenticated"),
+    )
+
 
 async def test_userd_too_slow_is_deadline_exceeded_on_both_sides_of_the_hop(stack: Stack) -> None:
     _, token = await stack.register_and_login("slow@example.com")
@@ -346,6 +395,11 @@ async def test_client_cancel_is_canceled(stack: Stack) -> None:
     labels = frozenset({("grpc_type", "unary"), ("grpc_service", ORDER), ("grpc_method", "ListOrders")})
     assert got[("orderd", "grpc_server_handled_total", labels | {("grpc_code", "Canceled")})] == 1
     assert ("orderd", "grpc_server_handled_total", labels | {("grpc_code", "OK")}) not in got
+    # The business counter records the cancelled call too, as its failure result.
+    fetched = {
+        k[2]: v for k, v in got.items() if k[:2] == ("orderd", "orderd_service_total_fetched_orders_total")
+    }
+    assert fetched == {frozenset({("result", "failed")}): 1}
 
 
 async def test_userd_down_counts_unavailable_on_the_client(stack: Stack) -> None:
@@ -359,6 +413,15 @@ async def test_userd_down_counts_unavailable_on_the_client(stack: Stack) -> None
     assert got == merged(
         server("orderd", ORDER, "CreateOrder", "Unavailable"),
         business("orderd", "orderd_service_total_orders_total", "failed"),
+        client_me("Unavailable"),
+    )
+    get = order_pb2.GetOrderRequest(order_id=str(uuid.uuid4()))
+    got = await measure(
+        stack, lambda: stack.orders.GetOrder(get, metadata=bearer(token)), grpc.StatusCode.UNAVAILABLE
+    )
+    assert got == merged(
+        server("orderd", ORDER, "GetOrder", "Unavailable"),
+        business("orderd", "orderd_service_total_fetched_orders_total", "failed"),
         client_me("Unavailable"),
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,9 @@ def decode_cursor(token: str) -> Cursor | None:
         if not isinstance(micros, int) or not isinstance(order_id, str):
             raise TypeError
         created_at = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-    except (ValueError, TypeError, KeyError, binascii.Error, OverflowError, OSError):
+    except Exception:
+        # The token is untrusted caller input and decoding it is pure, so any failure means a bad
+        # token, whatever the exception: ValueError, KeyError, binascii.Error, OverflowError, OSError,
+        # and RecursionError from deeply nested JSON, which would otherwise surface as INTERNAL.
         raise InvalidInput("page_token is invalid: pass next_page_token from the previous response") from None
     return Cursor(created_at, order_id)

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from shared.observability import ServiceObservability
 from shared.observability.grpc_server_interceptor import ServerMetricsInterceptor
+from shared.observability.tracing import TracingServerInterceptor
 
 from tests.support.observability_echo import (
     BIDI_PATH,
@@ -173,7 +174,7 @@ async def test_metrics_stay_exact_under_the_tracing_interceptors(traced: TracedS
 
 async def test_tracing_is_outermost_and_metrics_inside(traced: TracedStack) -> None:
     server = traced.obs.server_interceptors()
-    assert type(server[0]).__name__ == "OpenTelemetryAioServerInterceptor"
+    assert isinstance(server[0], TracingServerInterceptor)
     assert isinstance(server[1], ServerMetricsInterceptor)
     client = traced.obs.client_interceptors()
     assert [type(i).__module__.rsplit(".", 1)[-1] for i in client] == ["_aio_client"] * 4 + [
