@@ -25,6 +25,7 @@ from shared.log import TraceContextFilter
 from userd.domain.tokens import TokenService, TokenSettings
 
 from tests.support.observability_echo import Scrape, scrape
+from tests.support.scraping_prometheus import scraping_prometheus
 from tests.support.services import TEST_JWT_SECRET, Stack, bearer, running_stack
 
 WATCHED = (
@@ -583,3 +584,37 @@ async def test_series_stay_bounded_under_random_input(stack: Stack) -> None:
         for _, labels in snap.samples:
             for _, value in labels:
                 assert "@" not in value and len(value) < 64, value
+
+
+@pytest.mark.prometheus
+async def test_prometheus_scrapes_both_services_and_stores_their_exemplars(
+    stack: Stack, tmp_path: Path
+) -> None:
+    _, token = await stack.register_and_login("exemplar@example.com")
+    for n in range(3):
+        create = order_pb2.CreateOrderRequest(request_id=f"ex-{n}", items=[item()])
+        await stack.orders.CreateOrder(create, metadata=bearer(token))
+    captured = {format(span.context.trace_id, "032x") for span in stack.spans.get_finished_spans()}
+    targets = {"userd": stack.userd.metrics_port, "orderd": stack.orderd.metrics_port}
+    async with scraping_prometheus(tmp_path, targets) as prometheus:
+        families = {
+            "grpc_server_handled_total",
+            "grpc_client_handled_total",
+            "userd_service_login_handler_total",
+            "orderd_service_total_orders_total",
+        }
+        orderd_server = await prometheus.wait_for_exemplars(
+            "grpc_server_handling_seconds_bucket", 30.0, job="orderd", grpc_method="CreateOrder"
+        )
+        userd_server = await prometheus.wait_for_exemplars(
+            "grpc_server_handling_seconds_bucket", 30.0, job="userd", grpc_method="Me"
+        )
+        orderd_client = await prometheus.wait_for_exemplars(
+            "grpc_client_handling_seconds_bucket", 30.0, job="orderd", grpc_method="Me"
+        )
+        names = await asyncio.to_thread(prometheus.api_data, "/api/v1/label/__name__/values")
+    assert families <= set(names)
+    # Each exemplar names a trace this test made, and orderd's CreateOrder, its call to userd and
+    # userd's Me share traces: the exemplars link the hop's three histograms to one trace.
+    assert orderd_server | userd_server | orderd_client <= captured
+    assert orderd_server & userd_server & orderd_client

@@ -4,15 +4,11 @@ exemplars, and the series count under random traffic."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import shutil
 import subprocess
-import time
-import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import grpc
@@ -37,11 +33,9 @@ from tests.support.observability_echo import (
     UNARY_PATH,
     echo_channel,
     echo_server,
-    free_port,
-    http_get,
 )
+from tests.support.scraping_prometheus import scraping_prometheus
 
-PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
 WAIT_SECONDS = 30.0
 
@@ -96,38 +90,10 @@ async def test_promtool_finds_nothing_to_lint(
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
-def _prometheus_config(metrics_port: int) -> str:
-    return f"""\
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-storage:
-  exemplars:
-    max_exemplars: 1000
-scrape_configs:
-  - job_name: echod
-    scrape_interval: 1s
-    scrape_timeout: 1s
-    static_configs:
-      - targets: ["127.0.0.1:{metrics_port}"]
-"""
-
-
-def _api_data(base: str, path: str, **params: str) -> Any:
-    """The `data` member of a Prometheus HTTP API answer, None until the server answers."""
-    try:
-        status, _, body = http_get(f"{base}{path}?{urllib.parse.urlencode(params)}", timeout=5)
-    except OSError:
-        return None
-    return json.loads(body).get("data") if status == 200 else None
-
-
 @pytest.mark.prometheus
 async def test_prometheus_stores_exemplars_naming_captured_traces(
     facade_traffic: tuple[ServiceObservability, InMemorySpanExporter, str], tmp_path: Path
 ) -> None:
-    if shutil.which(PROMETHEUS) is None:
-        pytest.skip(f"{PROMETHEUS} not installed (Debian package `prometheus`)")
     _, spans, metrics_url = facade_traffic
     server_traces = {
         format(span.context.trace_id, "032x")
@@ -135,58 +101,11 @@ async def test_prometheus_stores_exemplars_naming_captured_traces(
         if span.kind == SpanKind.SERVER and span.context is not None
     }
     assert server_traces
-
-    config = tmp_path / "prometheus.yml"
-    config.write_text(_prometheus_config(int(metrics_url.rsplit(":", 1)[1])))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--enable-feature=exemplar-storage",
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    async with scraping_prometheus(tmp_path, {"echod": int(metrics_url.rsplit(":", 1)[1])}) as prometheus:
+        exemplar_traces = await prometheus.wait_for_exemplars(
+            "grpc_server_handling_seconds_bucket", WAIT_SECONDS, grpc_service=SERVICE
         )
-    try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        exemplar_traces: set[str] = set()
-        while not exemplar_traces:
-            if process.returncode is not None:
-                pytest.fail(f"prometheus exited: {log_path.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no exemplars within {WAIT_SECONDS}s: {log_path.read_text()[-2000:]}")
-            await asyncio.sleep(0.5)
-            series = await asyncio.to_thread(
-                _api_data, base, "/api/v1/query", query="grpc_server_handled_total"
-            )
-            if not series or not series["result"]:
-                continue
-            now = time.time()
-            found = await asyncio.to_thread(
-                _api_data,
-                base,
-                "/api/v1/query_exemplars",
-                query="grpc_server_handling_seconds_bucket",
-                start=str(now - 600),
-                end=str(now + 60),
-            )
-            for entry in found or []:
-                if entry["seriesLabels"].get("grpc_service") != SERVICE:
-                    continue
-                exemplar_traces |= {exemplar["labels"]["trace_id"] for exemplar in entry["exemplars"]}
-        assert exemplar_traces <= server_traces
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    assert exemplar_traces <= server_traces
 
 
 async def test_series_stay_bounded_under_random_traffic(echo_stack: EchoStack) -> None:
