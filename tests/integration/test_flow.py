@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from genproto.order.v1 import order_pb2
 from genproto.user.v1 import user_pb2
+from userd.domain.tokens import TokenService, TokenSettings
 
-from tests.support.services import Stack, bearer
+from tests.support.services import TEST_JWT_SECRET, Stack, bearer
 
 
 def item(sku: str = "SKU-1", quantity: int = 2, price: int = 1250) -> order_pb2.OrderItem:
@@ -121,6 +123,21 @@ async def test_me_token_errors(stack: Stack) -> None:
         stack.users.Me(user_pb2.MeRequest(), metadata=(("authorization", "Basic abc"),)),
         grpc.StatusCode.UNAUTHENTICATED,
     )
+    user_id, _ = await stack.register_and_login("expiring@example.com")
+    # Signed with the stack's own key for a real user, yet expired or meant for another audience.
+    expired = TokenService(TokenSettings(TEST_JWT_SECRET.encode(), 60, "userd", "grpc-demo"))
+    elsewhere = TokenService(TokenSettings(TEST_JWT_SECRET.encode(), 900, "userd", "another-audience"))
+    for token in (
+        expired.issue(user_id, datetime.now(UTC) - timedelta(minutes=5)).token,
+        elsewhere.issue(user_id, datetime.now(UTC)).token,
+    ):
+        await expect_status(
+            stack.users.Me(user_pb2.MeRequest(), metadata=bearer(token)), grpc.StatusCode.UNAUTHENTICATED
+        )
+        await expect_status(
+            stack.orders.ListOrders(order_pb2.ListOrdersRequest(), metadata=bearer(token)),
+            grpc.StatusCode.UNAUTHENTICATED,
+        )
 
 
 async def test_order_input_errors(stack: Stack) -> None:
@@ -210,6 +227,8 @@ async def test_idempotent_create_under_concurrent_retries(stack: Stack) -> None:
     assert len({r.order.id for r in responses}) == 1
     listed = await stack.orders.ListOrders(order_pb2.ListOrdersRequest(page_size=100), metadata=bearer(token))
     assert len(listed.orders) == 1
+    # One creation and 19 replays: the losers of the race were answered from the stored order.
+    assert stack.orderd.registry.get_sample_value("orderd_service_idempotent_replays_total") == 19
     # Reusing the key for a different basket is a caller bug, not a retry.
     details = await expect_status(
         stack.orders.CreateOrder(
