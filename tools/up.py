@@ -10,6 +10,7 @@ the children in reverse order. `make up &` followed by `make down` works too (a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stackconfig import NotificationUrls, write_alertmanager_secrets, write_prometheus_targets
@@ -34,11 +36,51 @@ PID_FILE = RUN / "stack.pid"
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+PROMETHEUS_PACKAGE = "prometheus"
+ALERTMANAGER_PACKAGE = "prometheus-alertmanager"
+# On a systemd host the Debian packages enable and start units of the same names, listening on the
+# ports this stack needs.
+DEBIAN_UNIT_PORTS = {PROMETHEUS_PACKAGE: 9090, ALERTMANAGER_PACKAGE: 9093}
+# Exists only while systemd runs as PID 1 (sd_booted(3)); a container or chroot may have systemctl
+# without it, and then `systemctl disable --now` fails.
+SYSTEMD_RUN_DIR = Path("/run/systemd/system")
+# Ctrl-C, `make down` (SIGTERM), a closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) all end a run the
+# same way: the children are in their own sessions, so only this process hears any of them.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 COLORS = ("36", "33", "35", "32", "34", "31", "37")
+
+Runner = Callable[..., subprocess.CompletedProcess[Any]]
 
 
 class StackError(RuntimeError):
     """A problem the user can fix; printed as one line, exit 1."""
+
+
+class StopRequest:
+    """Set by the stop-signal handlers, polled by the start-up and run loops. Not a threading.Event:
+    Event.set() takes a lock that the interrupted main thread may be holding inside Event.wait(), and
+    a handler runs on that same thread, so it could deadlock."""
+
+    POLL_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def set(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps up to `seconds`; True as soon as a stop is requested (within POLL_SECONDS)."""
+        deadline = time.monotonic() + seconds
+        while not self.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, self.POLL_SECONDS))
+        return True
 
 
 @dataclass
@@ -111,24 +153,62 @@ def docker_engine_answers() -> bool:
         return False
 
 
-def find_binary(names: Sequence[str], package: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    if Path("/etc/debian_version").exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"installing the Debian package {package} …", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
-        for name in names:
-            path = shutil.which(name)
-            if path:
-                return path
-    raise StackError(
-        f"{names[0]} not found. Install it: on Debian/Ubuntu `sudo apt-get install {package}`; "
-        f"elsewhere download it from the Prometheus project and put `{names[0]}` on PATH."
-    )
+def which_any(names: Sequence[str]) -> str | None:
+    return next((path for name in names if (path := shutil.which(name))), None)
+
+
+def systemd_running() -> bool:
+    return shutil.which("systemctl") is not None and SYSTEMD_RUN_DIR.is_dir()
+
+
+def can_apt_install() -> bool:
+    return Path("/etc/debian_version").exists() and os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def install_commands(packages: Sequence[str], *, systemd: bool) -> list[list[str]]:
+    """Installing `packages` for this stack: no Recommends (prometheus would pull in node-exporter and
+    more daemons), and on a systemd host the units the packages just started are stopped and disabled
+    again, since their daemons hold 9090/9093 (and would come back at every boot)."""
+    commands = [["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]]
+    if systemd:
+        commands.append(["systemctl", "disable", "--now", *packages])
+    return commands
+
+
+def install_packages(packages: Sequence[str], *, systemd: bool, run: Runner = subprocess.run) -> None:
+    print(f"installing the Debian package(s) {' '.join(packages)} …", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # Not fatal: offline or with one broken source, the lists already there may still do.
+    run(["apt-get", "update", "-qq"], check=False, env=env)
+    install, *disable = install_commands(packages, systemd=systemd)
+    result = run(install, check=False, env=env)
+    if result.returncode != 0:
+        raise StackError(
+            f"`{' '.join(install)}` failed with exit code {result.returncode} (its output is above); "
+            f"fix that, or install {' '.join(packages)} yourself, and retry"
+        )
+    for command in disable:
+        # Not fatal either: if a unit keeps running, check_ports says so and how to stop it.
+        if run(command, check=False).returncode != 0:
+            print(f"warning: `{' '.join(command)}` failed", file=sys.stderr, flush=True)
+
+
+def find_binaries() -> tuple[str, str]:
+    """(prometheus, alertmanager), installing whichever package is missing when that is possible."""
+    wanted = {PROMETHEUS_PACKAGE: ("prometheus",), ALERTMANAGER_PACKAGE: ALERTMANAGER_BINARIES}
+    missing = [package for package, names in wanted.items() if which_any(names) is None]
+    if missing and can_apt_install():
+        install_packages(missing, systemd=systemd_running())
+    found: dict[str, str] = {}
+    for package, names in wanted.items():
+        path = which_any(names)
+        if path is None:
+            raise StackError(
+                f"{names[0]} not found. Install it: on Debian/Ubuntu `sudo apt-get install {package}`; "
+                f"elsewhere download it from the Prometheus project and put `{names[0]}` on PATH."
+            )
+        found[package] = path
+    return found[PROMETHEUS_PACKAGE], found[ALERTMANAGER_PACKAGE]
 
 
 def link(target: Path, at: Path) -> None:
@@ -154,8 +234,7 @@ def prepare_run_dir(env: dict[str, str]) -> None:
 
 
 def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
-    prometheus = find_binary(("prometheus",), "prometheus")
-    alertmanager = find_binary(ALERTMANAGER_BINARIES, "prometheus-alertmanager")
+    prometheus, alertmanager = find_binaries()
     service_env = {"FAULT_INJECTION_ENABLED": "true", **env}
     stack = [
         Component(
@@ -239,24 +318,58 @@ def components(env: dict[str, str], with_loadgen: bool) -> list[Component]:
     return stack
 
 
+def active_units(units: Sequence[str], run: Runner = subprocess.run) -> list[str]:
+    if not units or not systemd_running():
+        return []
+    return [
+        unit
+        for unit in units
+        if run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
+    ]
+
+
+def port_in_use_message(taken: Sequence[tuple[int, str]], active: Sequence[str]) -> str:
+    """`taken`: (port, what needs it); `active`: Debian units running that listen on one of them."""
+    ports = ", ".join(f"{port} ({what})" for port, what in taken)
+    if active:
+        return (
+            f"port already in use: {ports}. The Debian packages' systemd unit(s) {', '.join(active)} "
+            f"are active and listen there: `sudo systemctl disable --now {' '.join(active)}`, then retry."
+        )
+    return f"port already in use: {ports}. Stop whatever holds it (`make down`?) and retry."
+
+
 def check_ports(stack: Sequence[Component]) -> None:
     taken = [
-        f"{port} ({c.name} {kind})" for c in stack for kind, port in c.ports.items() if not port_free(port)
+        (port, f"{c.name} {kind}") for c in stack for kind, port in c.ports.items() if not port_free(port)
     ]
     if taken:
-        raise StackError(
-            "port already in use: " + ", ".join(taken) + ". Stop whatever holds it (`make down`?) and retry."
-        )
+        ports = {port for port, _ in taken}
+        suspects = [unit for unit, port in DEBIAN_UNIT_PORTS.items() if port in ports]
+        raise StackError(port_in_use_message(taken, active_units(suspects)))
+
+
+def say(message: str) -> None:
+    """print() that survives a closed terminal: after SIGHUP, writing to it may fail with EIO."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
 
 
 def pump(name: str, color: str, stream: object, log_path: Path) -> None:
     prefix = f"\033[{color}m{name:>12}\033[0m | " if sys.stdout.isatty() else f"{name:>12} | "
+    echo = True
     with log_path.open("ab") as log:
         for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
             log.write(line)
             log.flush()
-            sys.stdout.write(prefix + line.decode(errors="replace"))
-            sys.stdout.flush()
+            if echo:
+                try:
+                    sys.stdout.write(prefix + line.decode(errors="replace"))
+                    sys.stdout.flush()
+                except OSError:
+                    # The terminal is gone (SIGHUP): keep draining the pipe into the log, or a child
+                    # blocks on a full pipe and cannot shut down.
+                    echo = False
 
 
 def start(component: Component, base_env: dict[str, str], color: str) -> None:
@@ -276,16 +389,21 @@ def start(component: Component, base_env: dict[str, str], color: str) -> None:
     ).start()
 
 
-def wait_ready(component: Component, deadline: float) -> None:
+def wait_ready(component: Component, deadline: float, stopping: StopRequest) -> bool:
+    """True once the component is healthy, False as soon as a stop signal arrives: otherwise Ctrl-C
+    during start-up would only take effect after the readiness timeout."""
     while time.monotonic() < deadline:
+        if stopping.is_set():
+            return False
         if component.proc is not None and component.proc.poll() is not None:
             raise StackError(
                 f"{component.name} exited with code {component.proc.returncode} during start-up; "
                 f"see .run/logs/{component.name}.log"
             )
         if component.ready():
-            return
-        time.sleep(0.25)
+            return True
+        if stopping.wait(0.25):
+            return False
     raise StackError(f"{component.name} not healthy after {READY_TIMEOUT_SECONDS:.0f}s; see .run/logs/")
 
 
@@ -317,6 +435,26 @@ def print_table(stack: Sequence[Component]) -> None:
     print("=" * 72 + "\n", flush=True)
 
 
+def stop_on_signals(stopping: StopRequest) -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, _frame: stopping.set(signum))
+
+
+def start_all(stack: Sequence[Component], env: dict[str, str], stopping: StopRequest) -> bool:
+    """Starts the components in order, each once the one before is healthy; False when a stop signal
+    comes first (the caller stops whatever did start)."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    for index, component in enumerate(stack):
+        if stopping.is_set():
+            return False
+        start(component, env, COLORS[index % len(COLORS)])
+        assert component.proc is not None
+        (RUN / "pids" / f"{component.name}.pid").write_text(str(component.proc.pid))
+        if not wait_ready(component, deadline, stopping):
+            return False
+    return True
+
+
 def up_native(with_loadgen: bool) -> int:
     env = {**os.environ, **read_dotenv(ROOT / ".env")}
     if not env.get("JWT_SECRET"):
@@ -327,25 +465,19 @@ def up_native(with_loadgen: bool) -> int:
         PID_FILE.unlink()
     prepare_run_dir(env)
     PID_FILE.write_text(str(os.getpid()))
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stopping = StopRequest()
+    stop_on_signals(stopping)
     (RUN / "pids").mkdir(exist_ok=True)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        for index, component in enumerate(stack):
-            if stopping.is_set():
-                return 130
-            start(component, env, COLORS[index % len(COLORS)])
-            assert component.proc is not None
-            (RUN / "pids" / f"{component.name}.pid").write_text(str(component.proc.pid))
-            wait_ready(component, deadline)
+        if not start_all(stack, env, stopping):
+            say("\nstopping during start-up …")
+            return 130
         print_table(stack)
         while not stopping.wait(0.5):
             dead = [c for c in stack if c.proc is not None and c.proc.poll() is not None]
             if dead:
                 raise StackError(f"{dead[0].name} exited with code {dead[0].proc.returncode}")  # type: ignore[union-attr]
-        print("\nstopping …", flush=True)
+        say("\nstopping …")
         return 0
     finally:
         stop_all(stack)
@@ -405,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as error:
         print(f"make up: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C before the stop handlers are in place (e.g. during apt-get): nothing started yet.
+        return 130
 
 
 if __name__ == "__main__":

@@ -75,11 +75,8 @@ def test_userd_down_pages_then_resolves(live_stack: LiveStack) -> None:
         lambda: arrived(live_stack, "ServiceDown on userd"), ALERT_TIMEOUT, "ServiceDown"
     )
     print(f"\ntime to detect: ServiceDown for userd reached Slack {service_down:.1f}s after the kill")
-    high_failures = wait_until(
-        lambda: arrived(live_stack, "HighGRPCFailures on orderd"),
-        ALERT_TIMEOUT,
-        "HighGRPCFailures",
-    ) + (time.monotonic() - fault_at - service_down)
+    wait_until(lambda: arrived(live_stack, "HighGRPCFailures on orderd"), ALERT_TIMEOUT, "HighGRPCFailures")
+    high_failures = time.monotonic() - fault_at
     print(f"time to detect: HighGRPCFailures from orderd reached Slack {high_failures:.1f}s after the kill")
     message = next(
         m
@@ -121,6 +118,22 @@ def test_userd_down_pages_then_resolves(live_stack: LiveStack) -> None:
     wait_until(inhibited, 30, "synthetic userd alert inhibited by ServiceDown")
     time.sleep(20)  # longer than the warning route's group_wait: had it been sent, it would be here
     assert not arrived(live_stack, "GRPCLatencyP95High on userd")
+
+    # Resolve it before userd comes back: still active when ServiceDown resolves, it would no longer be
+    # inhibited and would reach Slack then, and in whichever later test is running. Never notified
+    # while firing, it gets no resolved message either.
+    resolved_synthetic = [{**synthetic[0], "endsAt": datetime.now(UTC).isoformat()}]
+    http_json(f"{live_stack.alertmanager_url}/api/v2/alerts", json.dumps(resolved_synthetic).encode(), "POST")
+
+    def synthetic_gone() -> bool:
+        # GET /api/v2/alerts leaves out resolved alerts.
+        return not any(
+            alert["labels"].get("alertname") == "GRPCLatencyP95High"
+            and alert["labels"].get("service") == "userd"
+            for alert in alertmanager_alerts(live_stack)
+        )
+
+    wait_until(synthetic_gone, 10, "synthetic userd alert resolved")
 
     restarted_at = time.monotonic()
     live_stack.start_service("userd")

@@ -188,8 +188,20 @@ def start_live_stack(root: Path, loadgen_rps: float = 15.0) -> LiveStack:
         "loadgen",
     )
     stack = LiveStack(root, {name: free_port() for name in names})
-    ports = stack.ports
+    try:
+        _start_processes(stack, prometheus, alertmanager, loadgen_rps)
+    except BaseException:
+        # The caller only gets a stack to stop once start-up succeeded: whatever did start before a
+        # timeout, a failed spawn or Ctrl-C would otherwise outlive the test session.
+        stack.stop()
+        raise
+    return stack
 
+
+def _start_processes(stack: LiveStack, prometheus: str, alertmanager: str, loadgen_rps: float) -> None:
+    """Each process is registered in `stack.processes` before it is spawned, so stack.stop() reaches
+    everything started so far."""
+    root, ports = stack.root, stack.ports
     sink = Process(
         "slacksink",
         [sys.executable, "-m", "slacksink", "--addr", f"127.0.0.1:{ports['slacksink']}"],
@@ -284,7 +296,6 @@ def start_live_stack(root: Path, loadgen_rps: float = 15.0) -> LiveStack:
     stack.processes["loadgen"] = loadgen
     loadgen.start()
     stack.started_at = time.monotonic()
-    return stack
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,339 @@
+"""tools/up.py without installing anything or binding the stack's ports: the apt/systemd decisions
+(fake command runner), the port-in-use message, and stopping on SIGINT/SIGTERM/SIGHUP/SIGQUIT, also
+while a component is still starting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# tools/ holds scripts, not a package: import it the way tools/up.py imports stackconfig.
+sys.path.insert(0, str(ROOT / "tools"))
+import up  # noqa: E402
+
+
+class FakeRunner:
+    """Records each command; answers with the exit code `codes` gives for its first two words."""
+
+    def __init__(self, codes: dict[tuple[str, str], int] | None = None) -> None:
+        self.codes = codes or {}
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command: list[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
+        self.commands.append(command)
+        return subprocess.CompletedProcess(command, self.codes.get((command[0], command[1]), 0))
+
+
+# --- installing the Debian packages ----------------------------------------------------------------
+
+
+def test_install_without_recommends_then_disable_the_units_on_systemd() -> None:
+    assert up.install_commands(["prometheus", "prometheus-alertmanager"], systemd=True) == [
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "prometheus",
+            "prometheus-alertmanager",
+        ],
+        ["systemctl", "disable", "--now", "prometheus", "prometheus-alertmanager"],
+    ]
+
+
+def test_no_systemctl_without_systemd() -> None:
+    assert up.install_commands(["prometheus"], systemd=False) == [
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]
+    ]
+
+
+def test_install_runs_update_install_and_disable_in_order() -> None:
+    run = FakeRunner()
+    up.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
+    assert [command[:2] for command in run.commands] == [
+        ["apt-get", "update"],
+        ["apt-get", "install"],
+        ["systemctl", "disable"],
+    ]
+
+
+def test_a_failed_update_is_not_fatal() -> None:
+    run = FakeRunner({("apt-get", "update"): 100})
+    up.install_packages(["prometheus"], systemd=False, run=run)
+    assert [command[:2] for command in run.commands] == [["apt-get", "update"], ["apt-get", "install"]]
+
+
+def test_a_failed_install_is_one_stack_error_line_and_nothing_is_disabled() -> None:
+    run = FakeRunner({("apt-get", "install"): 100})
+    with pytest.raises(up.StackError) as caught:
+        up.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager" in message
+    assert "exit code 100" in message
+    assert not any(command[0] == "systemctl" for command in run.commands)
+
+
+def test_main_prints_a_failed_install_as_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def failing_install() -> tuple[str, str]:
+        up.install_packages(["prometheus"], systemd=False, run=FakeRunner({("apt-get", "install"): 100}))
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(up, "docker_engine_answers", lambda: False)
+    monkeypatch.setattr(up, "read_dotenv", lambda _path: {"JWT_SECRET": "x" * 32})
+    monkeypatch.setattr(up, "find_binaries", failing_install)
+    assert up.main(["up", "--mode", "native"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("make up: `apt-get install")
+    assert err.count("\n") == 1
+
+
+def test_a_failed_disable_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    run = FakeRunner({("systemctl", "disable"): 1})
+    up.install_packages(["prometheus"], systemd=True, run=run)
+    assert "warning: `systemctl disable --now prometheus` failed" in capsys.readouterr().err
+
+
+@dataclass
+class FakeHost:
+    """Which binaries are on PATH, and the installs asked for (after one, everything is present)."""
+
+    present: set[str] = field(default_factory=set)
+    installs: list[tuple[list[str], bool]] = field(default_factory=list)
+
+    def which(self, name: str) -> str | None:
+        return f"/usr/bin/{name}" if name in self.present or self.installs else None
+
+    def install(self, packages: Sequence[str], *, systemd: bool) -> None:
+        self.installs.append((list(packages), systemd))
+
+
+@pytest.fixture
+def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
+    fake = FakeHost()
+    monkeypatch.setattr(shutil, "which", fake.which)
+    monkeypatch.setattr(up, "install_packages", fake.install)
+    monkeypatch.setattr(up, "can_apt_install", lambda: True)
+    monkeypatch.setattr(up, "systemd_running", lambda: True)
+    return fake
+
+
+def test_both_missing_are_installed_in_one_go(host: FakeHost) -> None:
+    assert up.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
+    assert host.installs == [(["prometheus", "prometheus-alertmanager"], True)]
+
+
+def test_only_the_missing_package_is_installed(host: FakeHost) -> None:
+    # So only its unit is disabled: a Prometheus installed before is someone else's business.
+    host.present.add("prometheus")
+    up.find_binaries()
+    assert host.installs == [(["prometheus-alertmanager"], True)]
+
+
+def test_nothing_is_installed_when_both_are_there(host: FakeHost) -> None:
+    host.present.update({"prometheus", "alertmanager"})
+    assert up.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/alertmanager")
+    assert host.installs == []
+
+
+def test_without_apt_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(up, "can_apt_install", lambda: False)
+    with pytest.raises(up.StackError, match="sudo apt-get install prometheus`"):
+        up.find_binaries()
+
+
+@pytest.mark.parametrize(
+    ("systemctl", "run_dir", "expected"),
+    [(True, True, True), (True, False, False), (False, True, False)],
+)
+def test_systemd_running_needs_systemctl_and_a_running_systemd(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, systemctl: bool, run_dir: bool, expected: bool
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/systemctl" if systemctl else None)
+    if run_dir:
+        (tmp_path / "system").mkdir()
+    monkeypatch.setattr(up, "SYSTEMD_RUN_DIR", tmp_path / "system")
+    assert up.systemd_running() is expected
+
+
+# --- ports already in use ----------------------------------------------------------------------------
+
+
+def test_port_message_without_a_debian_unit() -> None:
+    message = up.port_in_use_message([(9090, "prometheus http")], [])
+    assert (
+        message
+        == "port already in use: 9090 (prometheus http). Stop whatever holds it (`make down`?) and retry."
+    )
+
+
+def test_port_message_names_the_active_debian_units() -> None:
+    message = up.port_in_use_message(
+        [(9090, "prometheus http"), (9093, "alertmanager http")], ["prometheus", "prometheus-alertmanager"]
+    )
+    assert message.startswith("port already in use: 9090 (prometheus http), 9093 (alertmanager http). ")
+    assert "prometheus, prometheus-alertmanager are active" in message
+    assert "`sudo systemctl disable --now prometheus prometheus-alertmanager`" in message
+    assert "\n" not in message
+
+
+def test_active_units_asks_systemctl_per_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(up, "systemd_running", lambda: True)
+    run = FakeRunner({("systemctl", "is-active"): 0})
+    assert up.active_units(["prometheus"], run=run) == ["prometheus"]
+    assert run.commands == [["systemctl", "is-active", "--quiet", "prometheus"]]
+    assert up.active_units(["prometheus"], run=FakeRunner({("systemctl", "is-active"): 3})) == []
+
+
+def test_active_units_without_systemd_asks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(up, "systemd_running", lambda: False)
+    run = FakeRunner()
+    assert up.active_units(["prometheus"], run=run) == []
+    assert run.commands == []
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port something else listens on (an ephemeral one, not the stack's)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_check_ports_suspects_only_the_unit_whose_port_is_taken(
+    monkeypatch: pytest.MonkeyPatch, held_port: int
+) -> None:
+    asked: list[list[str]] = []
+
+    def active(units: list[str]) -> list[str]:
+        asked.append(list(units))
+        return list(units)
+
+    monkeypatch.setattr(up, "DEBIAN_UNIT_PORTS", {"prometheus": held_port, "prometheus-alertmanager": 1})
+    monkeypatch.setattr(up, "active_units", active)
+    stack = [up.Component("prometheus", [], {"http": held_port}, lambda: True)]
+    with pytest.raises(up.StackError) as caught:
+        up.check_ports(stack)
+    assert asked == [["prometheus"]]
+    assert f"port already in use: {held_port} (prometheus http)" in str(caught.value)
+    assert "`sudo systemctl disable --now prometheus`" in str(caught.value)
+
+
+# --- stopping -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_signal_handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in up.STOP_SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.usefixtures("restore_signal_handlers")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_every_stop_signal_requests_a_stop(sig: signal.Signals) -> None:
+    stopping = up.StopRequest()
+    up.stop_on_signals(stopping)
+    os.kill(os.getpid(), sig)
+    assert stopping.wait(2)
+    assert stopping.signum == sig
+
+
+def never_ready() -> up.Component:
+    return up.Component("slow", [], {}, lambda: False)
+
+
+def set_later(stopping: up.StopRequest, seconds: float) -> None:
+    threading.Timer(seconds, stopping.set).start()
+
+
+def test_wait_ready_returns_false_promptly_on_stop() -> None:
+    stopping = up.StopRequest()
+    set_later(stopping, 0.3)
+    started = time.monotonic()
+    assert up.wait_ready(never_ready(), time.monotonic() + 60, stopping) is False
+    assert time.monotonic() - started < 1.5
+
+
+def test_wait_ready_true_once_ready_and_timeout_still_raises() -> None:
+    assert up.wait_ready(up.Component("ok", [], {}, lambda: True), time.monotonic() + 5, up.StopRequest())
+    with pytest.raises(up.StackError, match="slow not healthy"):
+        up.wait_ready(never_ready(), time.monotonic() + 0.3, up.StopRequest())
+
+
+# Runs up.py's own start-up and stop path in a separate process (so a real signal can be sent to
+# it) with a child that never becomes ready and a run directory under tmp_path.
+DRIVER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import up
+up.RUN = Path(sys.argv[2])
+up.PID_FILE = up.RUN / "stack.pid"
+(up.RUN / "logs").mkdir(parents=True)
+(up.RUN / "pids").mkdir()
+child = [sys.executable, "-c", "import time; time.sleep(120)"]
+stack = [up.Component("sleeper", child, {}, lambda: False)]
+stopping = up.StopRequest()
+up.stop_on_signals(stopping)
+try:
+    print("started" if up.start_all(stack, {}, stopping) else "interrupted", flush=True)
+finally:
+    up.stop_all(stack)
+"""
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_a_stop_signal_during_start_up_stops_the_children_promptly(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    run_dir = tmp_path / "run"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(ROOT / "tools"), str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        pid_file = run_dir / "pids" / "sleeper.pid"
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 15)
+        child = int(pid_file.read_text())
+        time.sleep(0.3)  # inside wait_ready now: the child is never ready
+        sent = time.monotonic()
+        driver.send_signal(sig)
+        output, _ = driver.communicate(timeout=up.STOP_TIMEOUT_SECONDS)
+        assert time.monotonic() - sent < 5, "waited for the readiness timeout instead of stopping"
+        assert driver.returncode == 0, output
+        assert output.strip() == "interrupted"
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
