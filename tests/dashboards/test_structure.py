@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+import gen_dashboards
 import pytest
 
 from tests.dashboards.model import (
@@ -170,12 +171,15 @@ def test_multi_value_variables_appear_only_in_regex_matchers(dashboards: list[Da
 
 
 def test_raw_rates_use_rate_interval_except_windows_shared_with_alerts(dashboards: list[Dashboard]) -> None:
-    """A fixed window only where the panel shows what an alert evaluates (its window must match);
-    otherwise $__rate_interval, which follows the zoom and never drops below 4 scrapes."""
-    fixed_windows_allowed = {"1m", "5m"}
+    """A fixed window only where the panel shows what an alert evaluates (its window must match) or
+    the SLO period the error budget is granted over; otherwise $__rate_interval, which follows the
+    zoom and never drops below 4 scrapes."""
+    fixed_windows_allowed = {"1m", "5m", gen_dashboards.SLO_PERIOD}
     for dashboard in dashboards:
         for query in queries(dashboard):
-            for window in re.findall(r"\[([^\]]+)\]", query.expr):
+            # Brackets inside label matchers ("grpc[.]health") are regex classes, not range windows.
+            outside_strings = re.sub(r'"(?:[^"\\]|\\.)*"', '""', query.expr)
+            for window in re.findall(r"\[([^\]]+)\]", outside_strings):
                 assert window in ("$__rate_interval", "$__range") or window in fixed_windows_allowed, (
                     f"{query}: range [{window}]"
                 )
