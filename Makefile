@@ -24,8 +24,8 @@ venv: $(STAMP) ## create .venv and install the project with dev extras (pinned b
 proto: $(STAMP) ## regenerate services/genproto from protos/
 	$(PY) tools/gen_proto.py
 
-env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD) to the git-ignored .env
-	@umask 077; touch .env; for key in JWT_SECRET POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD; do \
+env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD, FAULT_INJECTION_TOKEN) to the git-ignored .env
+	@umask 077; touch .env; for key in JWT_SECRET POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD FAULT_INJECTION_TOKEN; do \
 	  grep -q "^$$key=" .env || { printf '%s=%s\n' "$$key" "$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" >> .env; echo "added $$key to .env"; }; \
 	done
 
@@ -67,33 +67,48 @@ bench-metrics: $(STAMP) ## CPU per unary call: bare vs no-op vs metrics vs OTel 
 LOADGEN := $(VENV)/bin/loadgen
 # Extra flags for every loadgen target, e.g. make chaos-slow LOADGEN_ARGS="--rps 20 --duration 120"
 LOADGEN_ARGS ?=
-# Scenarios run next to the background generator of `make up`, which owns port 9097.
-LOADGEN_SIDE := $(LOADGEN) --metrics-addr 0
+# The services of `make up` require FAULT_INJECTION_TOKEN on /admin/faults; loadgen reads it from its
+# environment (never from argv, which `ps` shows). `make env` keeps it in .env.
+FAULT_TOKEN_FROM_ENV_FILE := FAULT_INJECTION_TOKEN="$$(sed -n 's/^FAULT_INJECTION_TOKEN=//p' .env)"
+# These scenarios run next to the background generator of `make up`, which owns the metrics port
+# (127.0.0.1:9097 natively), so they serve no metrics of their own.
+LOADGEN_HOST := $(FAULT_TOKEN_FROM_ENV_FILE) $(LOADGEN) --metrics-addr 0
+# In compose the services' gRPC and admin ports are reachable only on the compose network: run the
+# scenario there, in a throw-away container of the loadgen service (its image, and its environment,
+# which carries the token). The root filesystem is read-only, so the user pool lives in /tmp.
+LOADGEN_COMPOSE := docker compose run --rm --no-deps loadgen loadgen \
+	--target-userd userd:50051 --target-orderd orderd:50052 \
+	--userd-admin http://userd:9091 --orderd-admin http://orderd:9092 \
+	--pool-file /tmp/loadgen-users.json --metrics-addr 0
+# `make up` leaves .run/stack.pid while the native stack runs and no marker for compose: without the
+# pid file, ask compose whether its userd is running (empty when there is no Docker engine).
+COMPOSE_RUNNING = $(if $(wildcard .run/stack.pid),,$(shell docker compose ps -q --status running userd 2>/dev/null))
+LOADGEN_SIDE = $(if $(COMPOSE_RUNNING),$(LOADGEN_COMPOSE),$(LOADGEN_HOST))
 .PHONY: loadgen spike attack-bruteforce attack-bad-requests chaos-outage chaos-slow chaos-errors
 
-loadgen: $(STAMP) ## steady default mix at 10/s until Ctrl-C, summary at the end
-	$(LOADGEN) --scenario steady --rps 10 $(LOADGEN_ARGS)
+loadgen: $(STAMP) env ## steady default mix at 10/s until Ctrl-C, summary at the end
+	$(LOADGEN_SIDE) --scenario steady --rps 10 $(LOADGEN_ARGS)
 
-spike: $(STAMP) ## 10/s, then 50/s from 30 s for 60 s, then 10/s again (150 s)
+spike: $(STAMP) env ## 10/s, then 50/s from 30 s for 60 s, then 10/s again (150 s)
 	$(LOADGEN_SIDE) --scenario spike --rps 10 --duration 150 $(LOADGEN_ARGS)
 
-attack-bruteforce: $(STAMP) ## wrong-password logins against 3 accounts, ~60/min for 3 min: InvalidLoginSpike
+attack-bruteforce: $(STAMP) env ## wrong-password logins against 3 accounts, ~60/min for 3 min: InvalidLoginSpike
 	$(LOADGEN_SIDE) --scenario bruteforce --rps 5 --duration 180 $(LOADGEN_ARGS)
 
-attack-bad-requests: $(STAMP) ## a third of requests malformed (INVALID_ARGUMENT) for 3 min: no server-error alert
+attack-bad-requests: $(STAMP) env ## a third of requests malformed (INVALID_ARGUMENT) for 3 min: no server-error alert
 	$(LOADGEN_SIDE) --scenario bad-requests --rps 10 --duration 180 $(LOADGEN_ARGS)
 
-chaos-outage: $(STAMP) ## userd Me answers UNAVAILABLE for 5 min: HighGRPCFailures, OrderCreationFailing
+chaos-outage: $(STAMP) env ## userd Me answers UNAVAILABLE for 5 min: HighGRPCFailures, OrderCreationFailing
 	$(LOADGEN_SIDE) --scenario outage --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-chaos-slow: $(STAMP) ## 600-900 ms added to every orderd call for 5 min: GRPCLatencyP95High
+chaos-slow: $(STAMP) env ## 600-900 ms added to every orderd call for 5 min: GRPCLatencyP95High
 	$(LOADGEN_SIDE) --scenario slow --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-chaos-errors: $(STAMP) ## INTERNAL on 20% of orderd calls for 5 min: GRPCServerErrorRateHigh, ErrorBudgetBurnFast
+chaos-errors: $(STAMP) env ## INTERNAL on 20% of orderd calls for 5 min: GRPCServerErrorRateHigh, ErrorBudgetBurnFast
 	$(LOADGEN_SIDE) --scenario errors --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-demo-alerts: $(STAMP) ## with `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
-	$(PY) tools/demo_alerts.py
+demo-alerts: $(STAMP) env ## with native `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
+	$(FAULT_TOKEN_FROM_ENV_FILE) $(PY) tools/demo_alerts.py
 
 up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
 	$(PY) tools/up.py up --mode $(MODE)

@@ -94,6 +94,11 @@ async def run(
     recorder = Recorder()
     observer = _Observer(recorder, metrics)
     obs = observability(registry)
+    profile = scenario.profile(config.rps, config.spike)
+    # Set before the metrics port opens, so a scrape during the user-pool setup (seconds against a
+    # real bcrypt cost) sees the rate the run is about to aim for, not 0; once the scheduler exists
+    # the gauge follows the profile over the run's elapsed time instead.
+    metrics.target_rps.set_function(lambda: profile.rate_at(0.0))
     try:
         metrics_port = serve_metrics(obs, config.metrics_addr)
     except (OSError, ValueError) as error:
@@ -125,7 +130,6 @@ async def run(
             max_in_flight=config.max_in_flight,
             on_drop=observer.drop,
         )
-        profile = scenario.profile(config.rps, config.spike)
         metrics.in_flight.set_function(lambda: scheduler.in_flight)
         metrics.target_rps.set_function(lambda: profile.rate_at(scheduler.elapsed()))
 

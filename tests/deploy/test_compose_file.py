@@ -29,9 +29,15 @@ REQUIRED_ENV = {
 # The migrate jobs run the same binary, which validates the same configuration before migrating.
 REQUIRED_ENV["userd-migrate"] = REQUIRED_ENV["userd"]
 REQUIRED_ENV["orderd-migrate"] = REQUIRED_ENV["orderd"]
+# The chaos drills switch faults on through the servers' /admin/faults, which needs both variables;
+# loadgen is what switches them, with the token. The migrate jobs serve nothing.
+FAULT_INJECTION_ENV = {"FAULT_INJECTION_ENABLED", "FAULT_INJECTION_TOKEN"}
+REQUIRED_ENV["userd"] = REQUIRED_ENV["userd"] | FAULT_INJECTION_ENV
+REQUIRED_ENV["orderd"] = REQUIRED_ENV["orderd"] | FAULT_INJECTION_ENV
+REQUIRED_ENV["loadgen"] = {"FAULT_INJECTION_TOKEN"}
 
 # Variables `make up` writes into .env; compose must refuse to start without them.
-ENV_FROM_MAKE_UP = ("JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+ENV_FROM_MAKE_UP = ("JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FAULT_INJECTION_TOKEN")
 
 WILDCARD_LISTEN = re.compile(r"^(?:0\.0\.0\.0|\[::\]|)?:(\d+)$")
 SERVICE_ADDRESS = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d{2,5})(?!\d)")
@@ -197,6 +203,22 @@ def test_secrets_come_only_from_the_environment_and_fail_clearly_when_unset(comp
 def test_jwt_secret_is_required_from_env(compose: dict[str, Any]) -> None:
     value = environment(services(compose)["userd"])["JWT_SECRET"]
     assert value.startswith("${JWT_SECRET:?"), value
+
+
+@pytest.mark.parametrize("name", ["userd", "orderd", "loadgen"])
+def test_fault_injection_token_is_required_from_env(compose: dict[str, Any], name: str) -> None:
+    """The servers and the generator that switches their faults share the one token from .env."""
+    value = environment(services(compose)[name])["FAULT_INJECTION_TOKEN"]
+    assert value.startswith("${FAULT_INJECTION_TOKEN:?"), value
+
+
+@pytest.mark.parametrize("name", ["userd", "orderd"])
+def test_servers_enable_fault_injection_for_the_chaos_drills(compose: dict[str, Any], name: str) -> None:
+    service = services(compose)[name]
+    assert environment(service)["FAULT_INJECTION_ENABLED"] == "true"
+    # /admin/faults lives on the metrics port, which stays on the compose network.
+    metrics_port = int(environment(service)["METRICS_ADDR"].rpartition(":")[2])
+    assert metrics_port not in {port for _, port in published_ports(service)}
 
 
 def test_database_urls_use_asyncpg_on_the_postgres_service(compose: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import sys
 import urllib.error
@@ -161,16 +162,38 @@ async def test_tokens_are_refreshed_when_they_expire(tmp_path: Path) -> None:
         )
 
 
+def scrape(url: str) -> str:
+    """The exposition text; empty while nothing answers yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return ""
+
+
+def answered_me_calls(text: str) -> float:
+    # Pre-initialised to 0 at start-up, so the series' presence alone proves nothing.
+    match = re.search(r'^loadgen_requests_total\{code="OK",rpc="Me"\} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
 async def test_metrics_endpoint_while_running(tmp_path: Path) -> None:
     port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
     async with loadgen_stack(tmp_path) as stack:
         task = asyncio.create_task(
             quiet_run(stack, tmp_path, rps=30, duration=2.5, metrics_addr=f"127.0.0.1:{port}")
         )
-        await asyncio.sleep(1.8)
-        text = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        )
+        # Scraped until an answered Me shows, however long the user-pool setup takes on a busy
+        # machine: the run keeps the port open for its 2.5 s of scheduling after that.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        text = ""
+        while answered_me_calls(text) == 0:
+            assert not task.done(), f"the run ended before a scrape saw an answered Me:\n{text}"
+            assert loop.time() < deadline, f"no answered Me within 15 s:\n{text}"
+            await asyncio.sleep(0.1)
+            text = await asyncio.to_thread(scrape, url)
         result = await asyncio.wait_for(task, 20)
     assert result.metrics_port == port
     assert 'loadgen_scenario_info{scenario="steady"} 1.0' in text
