@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -304,6 +304,21 @@ class Recorded:
     msg_received: float
     latency_count: float
     in_flight: float | None = None
+
+
+class Scrapes(Protocol):
+    async def scrape(self) -> Scrape: ...
+
+
+async def server_finished(target: Scrapes, before: Scrape, path: str, grpc_type: str) -> None:
+    """Waits until the server has recorded one finished call of `path` since `before`: it records a
+    stream when grpc is done with it, which can be after the client is."""
+
+    async def done() -> bool:
+        server = recorded(before, await target.scrape(), "server", path, grpc_type)
+        return server.latency_count == 1 and server.in_flight == 0
+
+    await eventually(done)
 
 
 def recorded(before: Scrape, after: Scrape, side: str, path: str, grpc_type: str) -> Recorded:

@@ -31,9 +31,9 @@ from tests.support.observability_echo import (
     echo_channel,
     echo_server,
     echo_service_descriptor,
-    eventually,
     http_get,
     recorded,
+    server_finished,
 )
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
@@ -143,14 +143,8 @@ async def test_metrics_stay_exact_under_the_tracing_interceptors(traced: TracedS
     assert [m async for m in traced.channel.unary_stream(SERVER_STREAM_PATH)(b"3|ok")] == [b"0", b"1", b"2"]
     assert [m async for m in traced.channel.stream_stream(BIDI_PATH)(iter([b"ok", b"ok"]))] == [b"ok", b"ok"]
 
-    async def streams_finished() -> bool:
-        scrape = await traced.scrape()
-        return (
-            recorded(before, scrape, "server", SERVER_STREAM_PATH, "server_stream").latency_count == 1
-            and recorded(before, scrape, "server", BIDI_PATH, "bidi_stream").latency_count == 1
-        )
-
-    await eventually(streams_finished)
+    await server_finished(traced, before, SERVER_STREAM_PATH, "server_stream")
+    await server_finished(traced, before, BIDI_PATH, "bidi_stream")
     after = await traced.scrape()
     assert recorded(before, after, "server", UNARY_PATH, "unary") == Recorded(
         2, {"OK": 1, "Unknown": 1}, msg_sent=1, msg_received=2, latency_count=2, in_flight=0

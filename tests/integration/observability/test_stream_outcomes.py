@@ -18,9 +18,9 @@ from tests.support.observability_echo import (
     SYNC_SERVER_STREAM_PATH,
     WRITER_STREAM_PATH,
     Recorded,
-    Scrape,
     eventually,
     recorded,
+    server_finished,
 )
 
 
@@ -32,16 +32,6 @@ async def drain(call: grpc.aio.Call) -> tuple[list[bytes], str]:
     except grpc.aio.AioRpcError as error:
         return received, go_code_name(error.code())
     return received, "OK"
-
-
-async def server_finished(stack: EchoStack, before: Scrape, path: str, grpc_type: str) -> None:
-    """The server records a stream when grpc is done with it, which can be after the client is."""
-
-    async def done() -> bool:
-        server = recorded(before, await stack.scrape(), "server", path, grpc_type)
-        return server.latency_count == 1 and server.in_flight == 0
-
-    await eventually(done)
 
 
 @pytest.mark.parametrize(

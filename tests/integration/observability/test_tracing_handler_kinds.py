@@ -32,6 +32,7 @@ from tests.support.observability_echo import (
     generic_handlers,
     recorded,
     scrape,
+    server_finished,
 )
 
 HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
@@ -100,11 +101,7 @@ async def test_health_watch_streams_the_status_and_a_cancel_is_measured(hosted: 
     assert isinstance(first, health_pb2.HealthCheckResponse)
     assert first.status == health_pb2.HealthCheckResponse.SERVING
 
-    async def watch_finished() -> bool:
-        after = await hosted.scrape()
-        return recorded(before, after, "server", HEALTH_WATCH_PATH, "server_stream").latency_count == 1
-
-    await eventually(watch_finished)
+    await server_finished(hosted, before, HEALTH_WATCH_PATH, "server_stream")
     assert recorded(before, await hosted.scrape(), "server", HEALTH_WATCH_PATH, "server_stream") == Recorded(
         1, {"Canceled": 1}, msg_sent=1, msg_received=1, latency_count=1, in_flight=0
     )
@@ -121,11 +118,7 @@ async def test_reflection_lists_the_services_and_is_measured(hosted: HostedEcho)
     names = {s.name for s in responses[0].list_services_response.service}
     assert {SERVICE, "grpc.health.v1.Health"} <= names
 
-    async def reflection_finished() -> bool:
-        after = await hosted.scrape()
-        return recorded(before, after, "server", REFLECTION_PATH, "bidi_stream").latency_count == 1
-
-    await eventually(reflection_finished)
+    await server_finished(hosted, before, REFLECTION_PATH, "bidi_stream")
     assert recorded(before, await hosted.scrape(), "server", REFLECTION_PATH, "bidi_stream") == Recorded(
         1, {"OK": 1}, msg_sent=1, msg_received=1, latency_count=1, in_flight=0
     )
@@ -154,14 +147,13 @@ async def test_writer_style_stream_answers_ok_and_is_measured(hosted: HostedEcho
 
     assert responses == [b"0", b"1", b"2"]
 
-    # Still traced: the writes happen inside the server span, which ends after the metrics are in.
-    async def stream_finished() -> bool:
-        after = await hosted.scrape()
-        return recorded(
-            before, after, "server", WRITER_STREAM_PATH, "server_stream"
-        ).latency_count == 1 and hosted.server_span_names() == [WRITER_STREAM_PATH]
+    await server_finished(hosted, before, WRITER_STREAM_PATH, "server_stream")
 
-    await eventually(stream_finished)
+    # Still traced: the writes happen inside the server span, which ends after the metrics are in.
+    async def traced() -> bool:
+        return hosted.server_span_names() == [WRITER_STREAM_PATH]
+
+    await eventually(traced)
     assert recorded(before, await hosted.scrape(), "server", WRITER_STREAM_PATH, "server_stream") == Recorded(
         1, {"OK": 1}, msg_sent=3, msg_received=1, latency_count=1, in_flight=0
     )
@@ -184,11 +176,7 @@ async def test_sync_handlers_answer_what_they_mean_and_are_measured(hosted: Host
     stream = [m async for m in hosted.channel.unary_stream(SYNC_SERVER_STREAM_PATH)(b"2|ok", timeout=5)]
     assert stream == [b"0", b"1"]
 
-    async def stream_finished() -> bool:
-        after = await hosted.scrape()
-        return recorded(before, after, "server", SYNC_SERVER_STREAM_PATH, "server_stream").latency_count == 1
-
-    await eventually(stream_finished)
+    await server_finished(hosted, before, SYNC_SERVER_STREAM_PATH, "server_stream")
     after = await hosted.scrape()
     assert recorded(before, after, "server", SYNC_UNARY_PATH, "unary") == Recorded(
         2, {"OK": 1, "NotFound": 1}, msg_sent=1, msg_received=2, latency_count=2, in_flight=0
