@@ -105,6 +105,18 @@ def business(service: str, name: str, result: str | None = None) -> Delta:
     return {(service, name, labels): 1}
 
 
+def refused_by_userd(method: str, counter: str, me_result: str) -> Delta:
+    """An orderd call whose token userd.Me rejects (as `me_result`): Unauthenticated on both sides
+    of the hop, counted by both services' business counters."""
+    return merged(
+        server("orderd", ORDER, method, "Unauthenticated"),
+        business("orderd", counter, "unauthenticated"),
+        client_me("Unauthenticated"),
+        server("userd", USER, "Me", "Unauthenticated"),
+        business("userd", "userd_service_me_handler_total", me_result),
+    )
+
+
 def merged(*parts: Delta) -> Delta:
     total: Delta = {}
     for part in parts:
@@ -288,13 +300,7 @@ async def test_orderd_outcomes_and_the_hop_to_userd(stack: Stack) -> None:
         stack,
         lambda: stack.orders.CreateOrder(create, metadata=bearer("garbage")),
         grpc.StatusCode.UNAUTHENTICATED,
-    ) == merged(
-        server("orderd", ORDER, "CreateOrder", "Unauthenticated"),
-        business("orderd", "orderd_service_total_orders_total", "unauthenticated"),
-        client_me("Unauthenticated"),
-        server("userd", USER, "Me", "Unauthenticated"),
-        business("userd", "userd_service_me_handler_total", "invalid_token"),
-    )
+    ) == refused_by_userd("CreateOrder", "orderd_service_total_orders_total", "invalid_token")
     # No token at all: refused without a round trip to userd.
     assert await measure(
         stack, lambda: stack.orders.CreateOrder(create), grpc.StatusCode.UNAUTHENTICATED
@@ -338,23 +344,13 @@ async def test_orderd_outcomes_and_the_hop_to_userd(stack: Stack) -> None:
     def get_as(metadata: tuple[tuple[str, str], ...]) -> Callable[[], Awaitable[object]]:
         return lambda: stack.orders.GetOrder(order_pb2.GetOrderRequest(order_id=order.id), metadata=metadata)
 
-    assert await measure(stack, get_as(bearer("garbage")), grpc.StatusCode.UNAUTHENTICATED) == merged(
-        server("orderd", ORDER, "GetOrder", "Unauthenticated"),
-        business("orderd", "orderd_service_total_fetched_orders_total", "unauthenticated"),
-        client_me("Unauthenticated"),
-        server("userd", USER, "Me", "Unauthenticated"),
-        business("userd", "userd_service_me_handler_total", "invalid_token"),
-    )
+    assert await measure(
+        stack, get_as(bearer("garbage")), grpc.StatusCode.UNAUTHENTICATED
+    ) == refused_by_userd("GetOrder", "orderd_service_total_fetched_orders_total", "invalid_token")
     # A well-signed token of a user that no longer exists: userd tells it apart, orderd need not.
     assert await measure(
         stack, get_as(bearer(token_of_unknown_user())), grpc.StatusCode.UNAUTHENTICATED
-    ) == merged(
-        server("orderd", ORDER, "GetOrder", "Unauthenticated"),
-        business("orderd", "orderd_service_total_fetched_orders_total", "unauthenticated"),
-        client_me("Unauthenticated"),
-        server("userd", USER, "Me", "Unauthenticated"),
-        business("userd", "userd_service_me_handler_total", "user_not_found"),
-    )
+    ) == refused_by_userd("GetOrder", "orderd_service_total_fetched_orders_total", "user_not_found")
     # No token at all: refused without a round trip to userd.
     assert await measure(
         stack, lambda: stack.orders.ListOrders(order_pb2.ListOrdersRequest()), grpc.StatusCode.UNAUTHENTICATED
