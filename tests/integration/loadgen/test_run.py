@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import os
-import re
 import signal
 import sys
 import urllib.error
@@ -25,6 +24,7 @@ from loadgen.pool import load_accounts
 from loadgen.run import RunResult, run
 from loadgen.scenarios import Scenario
 from tests.integration.loadgen.harness import LoadgenStack, loadgen_stack
+from tests.support.observability_echo import Scrape, http_get
 from tests.support.processes import ROOT, free_port
 
 
@@ -162,19 +162,17 @@ async def test_tokens_are_refreshed_when_they_expire(tmp_path: Path) -> None:
         )
 
 
-def scrape(url: str) -> str:
+def scrape_text(url: str) -> str:
     """The exposition text; empty while nothing answers yet."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return str(response.read().decode())
-    except (urllib.error.URLError, OSError):
+        return http_get(url)[2].decode()
+    except OSError:
         return ""
 
 
 def answered_me_calls(text: str) -> float:
     # Pre-initialised to 0 at start-up, so the series' presence alone proves nothing.
-    match = re.search(r'^loadgen_requests_total\{code="OK",rpc="Me"\} (\S+)$', text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return Scrape(text).value("loadgen_requests_total", code="OK", rpc="Me")
 
 
 async def test_metrics_endpoint_while_running(tmp_path: Path) -> None:
@@ -193,7 +191,7 @@ async def test_metrics_endpoint_while_running(tmp_path: Path) -> None:
             assert not task.done(), f"the run ended before a scrape saw an answered Me:\n{text}"
             assert loop.time() < deadline, f"no answered Me within 15 s:\n{text}"
             await asyncio.sleep(0.1)
-            text = await asyncio.to_thread(scrape, url)
+            text = await asyncio.to_thread(scrape_text, url)
         result = await asyncio.wait_for(task, 20)
     assert result.metrics_port == port
     assert 'loadgen_scenario_info{scenario="steady"} 1.0' in text
