@@ -7,15 +7,11 @@ while `make up` runs) to run the live checks against an already running Promethe
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
 from tests.dashboards.live import LivePrometheus, PrometheusApi
-from tests.dashboards.model import ROOT, Dashboard, load_dashboards
-
-# tools/ holds scripts, not a package: import gen_dashboards the way tools/up.py imports stackconfig.
-sys.path.insert(0, str(ROOT / "tools"))
+from tests.dashboards.model import Dashboard, load_dashboards
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# tools/ holds scripts, not a package: import stackconfig the way tools/up.py does.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
 try:
     import slacksink  # noqa: F401
 except ModuleNotFoundError:

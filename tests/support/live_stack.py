@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support.processes import ROOT, free_port, wait_serving
-
-sys.path.insert(0, str(ROOT / "tools"))
 from stackconfig import (
     NotificationUrls,
     write_alertmanager_secrets,
     write_prometheus_targets,
 )
+
+from tests.support.processes import ROOT, free_port, wait_serving
 
 JWT_SECRET = "live-stack-secret-" + "y" * 32
 # Rate windows in the rules are 1m: this much traffic makes every rate and ratio rule return data.

@@ -5,19 +5,16 @@ GET /api/messages and Alertmanager's GET /api/v2/alerts."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import demo_alerts
 import pytest
 import yaml
+from demo_alerts import EXPECTED, AlertKey, Arrival
 
 ROOT = Path(__file__).resolve().parents[2]
-# tools/ holds scripts, not a package: import it the way tools/up.py imports stackconfig.
-sys.path.insert(0, str(ROOT / "tools"))
-import demo_alerts  # noqa: E402
-from demo_alerts import EXPECTED, AlertKey, Arrival  # noqa: E402
 
 STARTED = datetime(2026, 12, 1, 7, 0, 0, tzinfo=UTC)
 
