@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create .venv and install the project with dev extras (pinned by constraints.txt)
 
-proto: $(STAMP) ## regenerate services/genproto from protos/
+proto: $(STAMP) ## regenerate services/grpcdemo/genproto from protos/
 	$(PY) tools/gen_proto.py
 
 env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD, FAULT_INJECTION_TOKEN) to the git-ignored .env

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import grpc
-from genproto.order.v1 import order_pb2, order_pb2_grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from loadgen.kinds import Action, Rpc, expected_code
 from loadgen.pool import Account, UserPool

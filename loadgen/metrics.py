@@ -1,5 +1,5 @@
 """The generator's own Prometheus metrics (scraped as job `loadgen`), next to the client-side gRPC
-metrics and traces of the shared instrumentation.
+metrics and traces of grpcdemo.observability.
 
 Label values are bounded: `rpc` is one of six method names, `code` one of the 17 status codes,
 `scenario` one of the scenario names.
@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import Final
 
 import grpc
-from genproto.order.v1 import order_pb2
-from genproto.user.v1 import user_pb2
+from grpcdemo.genproto.order.v1 import order_pb2
+from grpcdemo.genproto.user.v1 import user_pb2
+from grpcdemo.observability import ServiceObservability
+from grpcdemo.observability.process import distribution_version
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from shared.observability import ServiceObservability
-from shared.service_host import package_version
 
 from loadgen.kinds import Rpc, code_name
 
@@ -83,7 +83,11 @@ def observability(
     process metrics and build info. Not installed as the global tracer provider: in tests the
     generator shares its process with the services."""
     obs = ServiceObservability(
-        "loadgen", version=package_version(), registry=registry, environ=environ, install_global_tracer=False
+        "loadgen",
+        version=distribution_version("grpc-observability-demo"),
+        registry=registry,
+        environ=environ,
+        install_global_tracer=False,
     )
     obs.preinitialize_client(
         user_pb2.DESCRIPTOR.services_by_name["UserService"],

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 import grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from loadgen.kinds import Rpc
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import grpc
-from genproto.order.v1 import order_pb2_grpc
-from genproto.user.v1 import user_pb2_grpc
+from grpcdemo.genproto.order.v1 import order_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from loadgen.actions import Actions, OrderMemory

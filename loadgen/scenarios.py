@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from genproto.order.v1 import order_pb2
-from genproto.user.v1 import user_pb2
+from grpcdemo.genproto.order.v1 import order_pb2
+from grpcdemo.genproto.user.v1 import user_pb2
 
 from loadgen.arrivals import ConstantRate, RateProfile, SpikeRate
 from loadgen.kinds import Action
@@ -40,7 +40,7 @@ USERD_ME: Final = f"/{_USER_SERVICE.full_name}/Me"
 class FaultPlan:
     service: Service
     spec: dict[str, Any]
-    """The body PUT to /admin/faults (see shared.faults)."""
+    """The body PUT to /admin/faults (see grpcdemo.faults)."""
     manual: str
     """What to do by hand when the service has fault injection switched off."""
 

@@ -1,4 +1,4 @@
-"""Server CPU per unary call with and without the observability interceptors (`make bench-metrics`).
+"""Server CPU per unary call with and without the instrumentation (`make bench-metrics`).
 
 One server process hosts an echo server per configuration (same process, same event loop, own
 port), and one grpc.aio client drives them in turn in short blocks, rotating the order, so that load
@@ -8,16 +8,18 @@ control RPC, divided by the block's calls. Overheads are the median of per-block
 `bare` block of the same rotation (paired, so slow drift cancels); plain per-call medians are shown
 too. The client's CPU per call is reported without and with the client interceptors.
 
-End-to-end figures move by several percent between runs on a busy machine, so the metrics wrapper's
-own cost is also measured in-process (a unary handler awaited directly vs through the wrapper, no
-network), which is steady, and shown as a share of the bare server's CPU per call.
+End-to-end figures move by several percent between runs on a busy machine, so the wrapper's own cost
+is also measured in-process (a unary handler awaited directly vs through the wrapper, no network),
+which is steady, and shown as a share of the bare server's CPU per call.
 
 Configurations:
-- bare:          no interceptors
-- noop:          one interceptor that only passes the call on: what grpc.aio charges for having any
-- metrics:       ServerMetricsInterceptor only (goal: < 5 % over bare)
-- otel:          opentelemetry-instrumentation-grpc's aio interceptor only, no exporter
-- otel+metrics:  ServiceObservability.server_interceptors(), what the services run
+- bare:      no wrapper, no interceptor
+- noop:      one aio interceptor that only passes the call on: what grpc.aio charges for having any
+             (for reference: the project uses none on the server)
+- metrics:   the handler wrapper with metrics only (goal: <= 1.05x bare)
+- services:  the handler wrapper as the services run it: span, metrics, the fault hook (off) and
+             error mapping
+- otel-aio:  opentelemetry-instrumentation-grpc's aio server interceptor alone, for reference
 """
 
 from __future__ import annotations
@@ -34,14 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpcdemo.faults import FaultInjector
+from grpcdemo.observability import GrpcClientMetrics, GrpcServerMetrics, MethodSpec
+from grpcdemo.observability.client import client_interceptors
+from grpcdemo.observability.server import HandlerWrapper, InstrumentedServer
+from grpcdemo.observability.tracing import ClientSpans, ServerSpans, create_tracer_provider
+from grpcdemo.runtime.status_mapping import map_error
 from prometheus_client import CollectorRegistry
-from shared.observability import GrpcClientMetrics, GrpcServerMetrics, MethodSpec, ServiceObservability
-from shared.observability.grpc_client_interceptor import client_metrics_interceptors
-from shared.observability.grpc_server_interceptor import ServerMetricsInterceptor, wrap_handler
-from shared.observability.tracing import aio_server_interceptor, create_tracer_provider
 
-CONFIGS = ("bare", "noop", "metrics", "otel", "otel+metrics")
-CLIENTS = ("plain", "noop", "metrics")
+CONFIGS = ("bare", "noop", "metrics", "services", "otel-aio")
+CLIENTS = ("plain", "noop", "metrics", "traced")
 ECHO = "/bench.v1.Echo/Echo"
 CPU = "/bench.v1.Control/Cpu"
 PAYLOAD = b"x" * 64
@@ -59,22 +63,28 @@ class _NoopClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ign
         return await continuation(client_call_details, request)
 
 
-def _server_interceptors(config: str) -> list[Any]:
-    if config == "bare":
-        return []
+def _server(config: str) -> tuple[grpc.aio.Server, grpc.aio.Server]:
+    """(the server to start, the object to register the handlers on)."""
     if config == "noop":
-        return [_NoopServerInterceptor()]
+        server = grpc.aio.server(interceptors=[_NoopServerInterceptor()])
+        return server, server
+    if config == "otel-aio":
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        interceptor = aio_server_interceptor(tracer_provider=create_tracer_provider("bench", environ={}))  # type: ignore[no-untyped-call]
+        server = grpc.aio.server(interceptors=[interceptor])
+        return server, server
+    server = grpc.aio.server()
+    if config == "bare":
+        return server, server
+    metrics = GrpcServerMetrics(CollectorRegistry())
+    metrics.preinitialize_methods([ECHO_SPEC])
     if config == "metrics":
-        metrics = GrpcServerMetrics(CollectorRegistry())
-        metrics.preinitialize_methods([ECHO_SPEC])
-        return [ServerMetricsInterceptor(metrics)]
-    if config == "otel":
-        return [aio_server_interceptor(create_tracer_provider("bench", environ={}))]
-    obs = ServiceObservability(
-        "bench", version="bench", registry=CollectorRegistry(), environ={}, install_global_tracer=False
-    )
-    obs.server_metrics.preinitialize_methods([ECHO_SPEC])
-    return obs.server_interceptors()
+        return server, InstrumentedServer(server, HandlerWrapper(metrics))
+    faults = FaultInjector("bench", CollectorRegistry())
+    spans = ServerSpans(create_tracer_provider("bench", environ={}))
+    wrapper = HandlerWrapper(metrics, spans, before_call=faults.decide, map_error=map_error)
+    return server, InstrumentedServer(server, wrapper)
 
 
 async def _echo(request: bytes, _: Any) -> bytes:
@@ -98,8 +108,9 @@ async def serve() -> None:
     servers = {}
     ports = {}
     for config in CONFIGS:
-        server = grpc.aio.server(interceptors=_server_interceptors(config))
-        server.add_generic_rpc_handlers(handlers)
+        server, registrar = _server(config)
+        registrar.add_generic_rpc_handlers(handlers[:1])
+        server.add_generic_rpc_handlers(handlers[1:])
         ports[config] = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         servers[config] = server
@@ -143,7 +154,14 @@ async def bench(blocks: int, calls: int, concurrency: int) -> None:
             "plain": servers["bare"],
             "noop": grpc.aio.insecure_channel(bare_target, interceptors=[_NoopClientInterceptor()]),
             "metrics": grpc.aio.insecure_channel(
-                bare_target, interceptors=client_metrics_interceptors(GrpcClientMetrics(CollectorRegistry()))
+                bare_target, interceptors=client_interceptors(GrpcClientMetrics(CollectorRegistry()))
+            ),
+            "traced": grpc.aio.insecure_channel(
+                bare_target,
+                interceptors=client_interceptors(
+                    GrpcClientMetrics(CollectorRegistry()),
+                    ClientSpans(create_tracer_provider("bench-client", environ={})),
+                ),
             ),
         }
         calls = calls // concurrency * concurrency
@@ -183,12 +201,15 @@ class _Context:
     def time_remaining(self) -> None:
         return None
 
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
 
 async def _wrapper_cost_us(calls: int = 200_000) -> float:
-    """CPU per call the metrics wrapper adds around an async unary handler, in-process."""
+    """CPU per call the handler wrapper (metrics only) adds around an async unary handler, in-process."""
     metrics = GrpcServerMetrics(CollectorRegistry())
     handler = grpc.unary_unary_rpc_method_handler(_echo)
-    wrapped = wrap_handler(handler, metrics.method(ECHO, "unary")).unary_unary
+    wrapped = HandlerWrapper(metrics).wrap(ECHO, handler).unary_unary
     context = _Context()
 
     async def timed(behavior: Any) -> float:
@@ -226,20 +247,23 @@ def _report(
             f"{config:<14} {statistics.median(values):>13.1f} us {100 * (_paired(server_us, config, 'bare') - 1):>+14.1f}%"
             f"   {' '.join(f'{v:.0f}' for v in values)}"
         )
-    print(f"metrics alone:       {_paired(server_us, 'metrics', 'bare'):.3f} x bare (goal < 1.05)")
+    print(f"metrics wrapper:     {_paired(server_us, 'metrics', 'bare'):.3f} x bare (goal <= 1.05)")
+    print(
+        f"as the services run: {_paired(server_us, 'services', 'bare'):.3f} x bare (span + metrics + hooks)"
+    )
+    print(f"OpenTelemetry's aio interceptor alone: {_paired(server_us, 'otel-aio', 'bare'):.3f} x bare")
     bare = statistics.median(server_us["bare"])
     print(
         f"metrics wrapper in-process: {wrapper_us:.1f} us/call = {100 * wrapper_us / bare:.1f}% of bare CPU/call"
     )
-    print(
-        f"metrics vs no-op:    {_paired(server_us, 'metrics', 'noop'):.3f} x an interceptor that does nothing"
-    )
-    print(f"metrics under OTel:  {_paired(server_us, 'otel+metrics', 'otel'):.3f} x OTel alone")
+    print(f"an interceptor that does nothing: {_paired(server_us, 'noop', 'bare'):.3f} x bare")
     print(
         f"client CPU/call median: plain {statistics.median(client_us['plain']):.1f} us, "
         f"no-op interceptor {statistics.median(client_us['noop']):.1f} us, "
-        f"client metrics interceptors {statistics.median(client_us['metrics']):.1f} us "
-        f"({_paired(client_us, 'metrics', 'plain'):.3f} x plain, {_paired(client_us, 'metrics', 'noop'):.3f} x no-op)"
+        f"metrics {statistics.median(client_us['metrics']):.1f} us "
+        f"({_paired(client_us, 'metrics', 'plain'):.3f} x plain), "
+        f"metrics + span {statistics.median(client_us['traced']):.1f} us "
+        f"({_paired(client_us, 'traced', 'plain'):.3f} x plain)"
     )
 
 

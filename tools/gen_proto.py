@@ -1,7 +1,7 @@
-"""Generate Python stubs for protos/ into services/genproto/ (run by `make proto`).
+"""Generate Python stubs for protos/ into services/grpcdemo/genproto/ (run by `make proto`).
 
 protoc writes imports relative to the proto root (`from user.v1 import user_pb2`); the stubs live in
-the `genproto` package instead, so those imports are rewritten. Descriptor file names stay
+the `grpcdemo.genproto` package instead, so those imports are rewritten. Descriptor file names stay
 `user/v1/user.proto`, which is what reflection clients and the .proto files agree on.
 """
 
@@ -16,7 +16,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
-OUT = ROOT / "services" / "genproto"
+OUT = ROOT / "services" / "grpcdemo" / "genproto"
 
 
 def proto_files() -> list[Path]:
@@ -43,7 +43,7 @@ def generate(out: Path = OUT) -> None:
     packages = {p.parts[0] for p in (Path(f) for f in files)}
     pattern = re.compile(rf"^(from|import) ({'|'.join(sorted(packages))})(\.| )", re.M)
     for path in out.rglob("*.py*"):
-        text = pattern.sub(r"\1 genproto.\2\3", path.read_text())
+        text = pattern.sub(r"\1 grpcdemo.genproto.\2\3", path.read_text())
         path.write_text(text)
     for directory in [out, *(d for d in out.rglob("*") if d.is_dir())]:
         (directory / "__init__.py").write_text("")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from genproto.order.v1 import order_pb2, order_pb2_grpc
-from genproto.user.v1 import user_pb2
-from shared import db
-from shared.db_metrics import QueryTimer
-from shared.observability.service import ServiceObservability
-from shared.service_host import ServiceHost
+from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2
+from grpcdemo.observability.service import ServiceObservability
+from grpcdemo.persistence import engine as db
+from grpcdemo.persistence.timing import QueryTimer
+from grpcdemo.runtime.host import ServiceHost
 
 from orderd.auth import UserdAuthenticator, open_channel
 from orderd.config import OrderdConfig

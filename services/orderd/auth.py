@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
-from shared.config import HostPort
-from shared.errors import DependencyTimeout, DependencyUnavailable, Unauthenticated
-from shared.grpc_errors import auth_metadata
+from grpcdemo.errors import DependencyTimeout, DependencyUnavailable, Unauthenticated
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.runtime.auth_metadata import auth_metadata
+from grpcdemo.runtime.config import HostPort
 
 # Reconnect quickly once userd is back: gRPC's default backoff grows to two minutes, which would
 # keep orderd failing long after userd recovered.

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.config import CommonConfig, Env, HostPort, read_common
+from grpcdemo.runtime.config import CommonConfig, Env, HostPort, read_common
 
 
 @dataclass(frozen=True)

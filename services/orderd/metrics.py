@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from grpcdemo.runtime.result_counter import ResultCounter
 from prometheus_client import CollectorRegistry, Counter
-from shared.result_counter import ResultCounter
 
 ORDER_RESULTS = ("success", "failed", "invalid_input", "unauthenticated")
 FETCH_RESULTS = ("success", "not_found", "failed", "unauthenticated")

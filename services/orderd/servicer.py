@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import grpc
-from genproto.order.v1 import order_pb2, order_pb2_grpc
-from shared.grpc_errors import bearer_token, grpc_errors
-from shared.proto_time import to_timestamp
+from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
+from grpcdemo.runtime.auth_metadata import bearer_token
+from grpcdemo.runtime.proto_time import to_timestamp
 
 from orderd.auth import UserdAuthenticator
 from orderd.domain.order_book import OrderBook
@@ -42,7 +42,6 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def _caller(self, context: grpc.aio.ServicerContext) -> str:
         return await self._auth.user_id(bearer_token(context), context.time_remaining())
 
-    @grpc_errors(log)
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.CreateOrderResponse:
@@ -56,7 +55,6 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             log.info("order created", extra={"order_id": created.order.id, "items": len(items)})
         return order_pb2.CreateOrderResponse(order=order_message(created.order))
 
-    @grpc_errors(log)
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.GetOrderResponse:
@@ -65,7 +63,6 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             order = await self._book.get(user_id, request.order_id)
         return order_pb2.GetOrderResponse(order=order_message(order))
 
-    @grpc_errors(log)
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:

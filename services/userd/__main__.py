@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from shared.runner import service_main
+from grpcdemo.runtime.entrypoint import service_main
 
 from userd import app, config
 

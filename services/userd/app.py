@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from genproto.user.v1 import user_pb2, user_pb2_grpc
-from shared import db
-from shared.db_metrics import QueryTimer
-from shared.observability.service import ServiceObservability
-from shared.service_host import ServiceHost
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.observability.service import ServiceObservability
+from grpcdemo.persistence import engine as db
+from grpcdemo.persistence.timing import QueryTimer
+from grpcdemo.runtime.host import ServiceHost
 
 from userd.config import UserdConfig
 from userd.domain.accounts import Accounts, Clock, UserRepository, utc_now

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.config import CommonConfig, ConfigError, Env, read_common
+from grpcdemo.runtime.config import CommonConfig, ConfigError, Env, read_common
 
 MIN_JWT_SECRET_BYTES = 32
 

@@ -3,8 +3,8 @@ zero, not an absent series, before the first event."""
 
 from __future__ import annotations
 
+from grpcdemo.runtime.result_counter import ResultCounter
 from prometheus_client import CollectorRegistry
-from shared.result_counter import ResultCounter
 
 LOGIN_RESULTS = ("success", "user_not_found", "invalid_password", "invalid_input")
 REGISTER_RESULTS = ("success", "user_exists", "invalid_input")

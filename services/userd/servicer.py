@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
-from shared.grpc_errors import bearer_token, grpc_errors
-from shared.proto_time import to_timestamp
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.runtime.auth_metadata import bearer_token
+from grpcdemo.runtime.proto_time import to_timestamp
 
 from userd.domain.accounts import Accounts
 from userd.domain.models import User
@@ -27,7 +27,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self._accounts = accounts
         self._metrics = metrics
 
-    @grpc_errors(log)
     async def Register(
         self, request: user_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.RegisterResponse:
@@ -36,7 +35,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         log.info("user registered", extra={"user_id": user.id})
         return user_pb2.RegisterResponse(user=user_message(user))
 
-    @grpc_errors(log)
     async def Login(
         self, request: user_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.LoginResponse:
@@ -44,7 +42,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             issued = await self._accounts.login(request.email, request.password)
         return user_pb2.LoginResponse(access_token=issued.token, expires_at=to_timestamp(issued.expires_at))
 
-    @grpc_errors(log)
     async def Me(self, request: user_pb2.MeRequest, context: grpc.aio.ServicerContext) -> user_pb2.MeResponse:
         with self._metrics.me.recording():
             user = await self._accounts.me(bearer_token(context))

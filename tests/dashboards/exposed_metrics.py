@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from grpcdemo.faults import FaultInjector
+from grpcdemo.observability.grpc_metrics import GrpcClientMetrics, GrpcServerMetrics
+from grpcdemo.observability.process import register_build_info, register_runtime_collectors
+from grpcdemo.persistence.timing import QueryTimer
 from orderd.metrics import OrderdMetrics
 from orderd.storage import sql as orderd_sql
 from prometheus_client import CollectorRegistry
-from shared.db_metrics import QueryTimer
-from shared.faults import FaultInjector
-from shared.observability.grpc_metrics import GrpcClientMetrics, GrpcServerMetrics
-from shared.observability.process import register_build_info, register_runtime_collectors
 from userd.metrics import UserdMetrics
 from userd.storage import sql as userd_sql
 

@@ -52,8 +52,8 @@ def test_prometheus_datasource() -> None:
 
 
 def test_exemplar_label_is_the_one_the_services_write() -> None:
+    from grpcdemo.observability.trace_context import trace_exemplar
     from opentelemetry.sdk.trace import TracerProvider
-    from shared.observability.trace_context import trace_exemplar
 
     with TracerProvider().get_tracer(__name__).start_as_current_span("call"):
         exemplar = trace_exemplar()

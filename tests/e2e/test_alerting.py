@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.support.live_stack import LiveStack, http_json, wait_until
 

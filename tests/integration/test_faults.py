@@ -1,22 +1,24 @@
-"""The fault interceptor on a real grpc.aio server (127.0.0.1, port 0) with a small UserService."""
+"""Fault injection as the handler wrapper's before-call hook, on a real grpc.aio server (127.0.0.1,
+port 0) with a small UserService."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
-from genproto.user.v1 import user_pb2, user_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpcdemo.faults import FaultInjector, parse_state
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.observability.grpc_metrics import GrpcServerMetrics
+from grpcdemo.observability.server import HandlerWrapper, InstrumentedServer
 from prometheus_client import CollectorRegistry
-from shared.faults import FaultInjector, FaultInterceptor, FaultState
 
 ME = "/user.v1.UserService/Me"
 ECHO = "/test.Echo/Echo"
@@ -33,11 +35,11 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         return user_pb2.RegisterResponse(user=user_pb2.User(id="u-2", email=request.email, name=request.name))
 
 
-def _echo(request: bytes, context: Any) -> bytes:
+async def _echo(request: bytes, context: Any) -> bytes:
     return request
 
 
-def _echo_stream(request: bytes, context: Any) -> Any:
+async def _echo_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
     yield request
     yield request
 
@@ -59,18 +61,16 @@ class Server:
 
 
 @asynccontextmanager
-async def fault_server(
-    seed: int = 1, outer: Sequence[grpc.aio.ServerInterceptor] = (), registry: CollectorRegistry | None = None
-) -> AsyncIterator[Server]:
-    registry = registry or CollectorRegistry()
+async def fault_server(seed: int = 1) -> AsyncIterator[Server]:
+    registry = CollectorRegistry()
     faults = FaultInjector("userd", registry, rng=random.Random(seed))
-    pool = ThreadPoolExecutor(max_workers=2)
-    # `outer` interceptors come first, i.e. wrap the fault interceptor, as the metrics one will.
-    server = grpc.aio.server(interceptors=[*outer, FaultInterceptor(faults)], migration_thread_pool=pool)
+    # The wrapper the services use, with only its before-call hook: metrics outside the faults.
+    wrapper = HandlerWrapper(GrpcServerMetrics(registry), before_call=faults.decide)
+    grpc_server = grpc.aio.server()
+    server = InstrumentedServer(grpc_server, wrapper)
     user_pb2_grpc.add_UserServiceServicer_to_server(FakeUsers(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    # Sync handlers (run on the thread pool) must stay sync through the wrapper.
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -90,11 +90,10 @@ async def fault_server(
     finally:
         await channel.close()
         await server.stop(0)
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def set_faults(server: Server, spec: dict[str, Any]) -> None:
-    server.faults.set(FaultState.from_json(spec))
+    server.faults.set(parse_state(spec))
 
 
 async def code_of(call: Any) -> grpc.StatusCode:
@@ -183,7 +182,7 @@ async def test_async_streaming_handler_is_delayed_then_streams() -> None:
         call.cancel()
 
 
-async def test_sync_handlers_stay_sync() -> None:
+async def test_generic_unary_and_stream_handlers_get_faults_too() -> None:
     async with fault_server() as server:
         echo = server.channel.unary_unary(ECHO)
         stream = server.channel.unary_stream(ECHO_STREAM)
@@ -202,11 +201,8 @@ async def test_sync_handlers_stay_sync() -> None:
 
 
 async def test_injected_faults_show_in_server_metrics_like_real_ones() -> None:
-    grpc_metrics = pytest.importorskip("shared.observability.grpc_metrics")
-    grpc_interceptor = pytest.importorskip("shared.observability.grpc_server_interceptor")
-    registry = CollectorRegistry()
-    metrics = grpc_interceptor.ServerMetricsInterceptor(grpc_metrics.GrpcServerMetrics(registry))
-    async with fault_server(outer=[metrics], registry=registry) as server:
+    async with fault_server() as server:
+        registry = server.registry
         set_faults(server, {"error": {"rate": 1, "code": "INTERNAL", "methods": ["Me"]}})
         for _ in range(5):
             await code_of(server.users.Me(user_pb2.MeRequest(), timeout=5))

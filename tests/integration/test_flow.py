@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from genproto.order.v1 import order_pb2
-from genproto.user.v1 import user_pb2
+from grpcdemo.genproto.order.v1 import order_pb2
+from grpcdemo.genproto.user.v1 import user_pb2
 from userd.domain.tokens import TokenService, TokenSettings
 
 from tests.support.services import TEST_JWT_SECRET, Stack, bearer

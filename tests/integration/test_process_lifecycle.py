@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.support.processes import ROOT, free_port, service_process, wait_serving
 from tests.support.services import TEST_JWT_SECRET

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from genproto.order.v1 import order_pb2
-from genproto.user.v1 import user_pb2
+from grpcdemo.faults import FaultState, LatencyFault, MethodFilter
+from grpcdemo.genproto.order.v1 import order_pb2
+from grpcdemo.genproto.user.v1 import user_pb2
+from grpcdemo.runtime.logs import TraceContextFilter
 from orderd.domain.orders import Order
 from orderd.domain.pagination import Cursor
-from shared.faults import FaultState, LatencyFault, MethodFilter
-from shared.log import TraceContextFilter
 from userd.domain.tokens import TokenService, TokenSettings
 
 from tests.support.observability_echo import Scrape, scrape
@@ -455,7 +455,7 @@ async def test_unexpected_exception_is_internal_logged_with_trace_id(
         )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{broken.port}") as channel:
-                from genproto.order.v1 import order_pb2_grpc
+                from grpcdemo.genproto.order.v1 import order_pb2_grpc
 
                 orders = order_pb2_grpc.OrderServiceStub(channel)
                 with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as caught:

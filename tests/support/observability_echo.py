@@ -7,6 +7,7 @@ Every method takes bytes commands (identity serialisers) that say what the handl
 - server streams take `N|command`: N messages are sent, then the command runs; `flood` sends 256 KiB
   messages until the client goes away.
 - client streams act on the last message; bidi streams act on each message (`ok` echoes it).
+Every handler is async, as the handler wrapper requires.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,12 +24,12 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
+from grpcdemo.observability.server import HandlerWrapper, InstrumentedServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import free_port as free_port
 
 SERVICE = "test.v1.EchoService"
-SYNC_SERVICE = "test.v1.SyncEchoService"
 
 UNARY_PATH = f"/{SERVICE}/Echo"
 STRICT_UNARY_PATH = f"/{SERVICE}/EchoStrict"
@@ -38,8 +38,6 @@ SERVER_STREAM_PATH = f"/{SERVICE}/Expand"
 BIDI_PATH = f"/{SERVICE}/Chat"
 WRITER_STREAM_PATH = f"/{SERVICE}/ExpandWriter"
 READER_STREAM_PATH = f"/{SERVICE}/CollectReader"
-SYNC_UNARY_PATH = f"/{SYNC_SERVICE}/Echo"
-SYNC_SERVER_STREAM_PATH = f"/{SYNC_SERVICE}/Expand"
 
 FLOOD_MESSAGE = b"x" * (256 * 1024)
 
@@ -124,38 +122,6 @@ async def _chat(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContex
             yield reply
 
 
-def _sync_act(command: bytes, context: Any) -> bytes | None:
-    action, arg = _split(command)
-    if action == "ok":
-        return command
-    if action == "abort":
-        context.abort(_code(arg), f"aborted with {arg}")
-    if action == "setcode":
-        context.set_code(_code(arg))
-        return b""
-    if action == "raise":
-        raise RuntimeError("handler failed")
-    if action == "sleep":
-        time.sleep(float(arg))
-        return b"slept"
-    if action == "none":
-        return None
-    raise ValueError(f"unknown command {command!r}")
-
-
-def _sync_echo(request: bytes, context: Any) -> bytes | None:
-    return _sync_act(request, context)
-
-
-def _sync_expand(request: bytes, context: Any) -> Iterator[bytes]:
-    # Do not send `abort`: grpcio 1.85 itself hangs a sync response stream that aborts from its
-    # worker thread (the client waits for its deadline); set_code and raise work.
-    count, command = _stream_plan(request)
-    for index in range(count):
-        yield b"%d" % index
-    _sync_act(command, context)
-
-
 def generic_handlers() -> list[Any]:
     return [
         grpc.method_handlers_generic_handler(
@@ -169,13 +135,6 @@ def generic_handlers() -> list[Any]:
                 "Chat": grpc.stream_stream_rpc_method_handler(_chat),
                 "ExpandWriter": grpc.unary_stream_rpc_method_handler(_expand_writer),
                 "CollectReader": grpc.stream_unary_rpc_method_handler(_collect_reader),
-            },
-        ),
-        grpc.method_handlers_generic_handler(
-            SYNC_SERVICE,
-            {
-                "Echo": grpc.unary_unary_rpc_method_handler(_sync_echo),
-                "Expand": grpc.unary_stream_rpc_method_handler(_sync_expand),
             },
         ),
     ]
@@ -223,17 +182,18 @@ class EchoServer:
 
 
 @asynccontextmanager
-async def echo_server(interceptors: Sequence[Any] = ()) -> AsyncIterator[EchoServer]:
-    """The echo service on 127.0.0.1 with an OS-chosen port; sync handlers get a small thread pool."""
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="echo-sync") as pool:
-        server = grpc.aio.server(migration_thread_pool=pool, interceptors=list(interceptors))
-        server.add_generic_rpc_handlers(generic_handlers())
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            yield EchoServer(server, port)
-        finally:
-            await server.stop(grace=None)
+async def echo_server(wrapper: HandlerWrapper | None = None) -> AsyncIterator[EchoServer]:
+    """The echo service on 127.0.0.1 with an OS-chosen port, its handlers wrapped by `wrapper` (the
+    one handler wrapper, as the services register theirs) unless it is None."""
+    server = grpc.aio.server()
+    target: grpc.aio.Server = server if wrapper is None else InstrumentedServer(server, wrapper)
+    target.add_generic_rpc_handlers(generic_handlers())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield EchoServer(server, port)
+    finally:
+        await server.stop(grace=None)
 
 
 @asynccontextmanager

@@ -7,16 +7,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
-from genproto.order.v1 import order_pb2_grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.genproto.order.v1 import order_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.observability.service import ServiceObservability
+from grpcdemo.runtime.auth_metadata import auth_metadata
+from grpcdemo.runtime.host import ServiceHost
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from orderd import app as orderd_app
 from orderd import config as orderd_config
 from prometheus_client import CollectorRegistry
-from shared.grpc_errors import auth_metadata
-from shared.observability.service import ServiceObservability
-from shared.service_host import ServiceHost
 from userd import app as userd_app
 from userd import config as userd_config
 

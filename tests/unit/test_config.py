@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from grpcdemo.runtime.config import ConfigError
 from orderd import config as orderd_config
-from shared.config import ConfigError
 from userd import config as userd_config
 
 SECRET = "s" * 32

@@ -1,10 +1,10 @@
-"""Database errors never carry bound parameters: their text is logged (shared.grpc_errors)."""
+"""Database errors never carry bound parameters: their text is logged (grpcdemo.runtime.status_mapping)."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from shared.db import create_engine
+from grpcdemo.persistence.engine import create_engine
 
 SECRET_EMAIL = "ann.secret@example.com"
 SECRET_HASH = "$2b$04$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"

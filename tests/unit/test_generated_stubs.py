@@ -1,4 +1,4 @@
-"""The committed stubs in services/genproto must be exactly what `make proto` generates."""
+"""The committed stubs in services/grpcdemo/genproto must be exactly what `make proto` generates."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def files(root: Path) -> dict[str, str]:
 def test_committed_stubs_match_protos(tmp_path: Path) -> None:
     _generator().generate(tmp_path / "genproto")
     fresh = files(tmp_path / "genproto")
-    committed = files(ROOT / "services" / "genproto")
+    committed = files(ROOT / "services" / "grpcdemo" / "genproto")
     assert sorted(fresh) == sorted(committed), "run `make proto`: generated file set differs"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"run `make proto`: stale generated files {stale}"

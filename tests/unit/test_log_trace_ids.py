@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from grpcdemo.runtime.logs import ConsoleFormatter, JsonFormatter, TraceContextFilter
 from opentelemetry.sdk.trace import TracerProvider
-from shared.log import ConsoleFormatter, JsonFormatter, TraceContextFilter
 
 
 def formatted(formatter: logging.Formatter, msg: str = "hello", **extra: object) -> str:

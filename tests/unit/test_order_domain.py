@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from grpcdemo.errors import InvalidInput
 from orderd.domain.order_book import OrderBook, OrderNotFound, RequestIdReused
 from orderd.domain.orders import MAX_UNIT_PRICE_CENTS, OrderItem, total_cents, validate_items
 from orderd.domain.pagination import (
@@ -17,7 +18,6 @@ from orderd.domain.pagination import (
     page_size,
 )
 from orderd.storage.memory import InMemoryOrderRepository
-from shared.errors import InvalidInput
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
+from grpcdemo.errors import InvalidInput
 from orderd.domain.pagination import decode_cursor
-from shared.errors import InvalidInput
 
 
 def token_of(payload: str) -> str:

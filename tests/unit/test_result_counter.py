@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from grpcdemo.errors import InvalidInput
+from grpcdemo.runtime.result_counter import ResultCounter
 from prometheus_client import CollectorRegistry
-from shared.errors import InvalidInput
-from shared.result_counter import ResultCounter
 
 RESULTS = ("success", "failed", "invalid_input")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from shared.errors import InvalidInput
+from grpcdemo.errors import InvalidInput
 from userd.domain.accounts import (
     Accounts,
     EmailTaken,

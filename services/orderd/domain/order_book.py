@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from shared.errors import InvalidInput, NotFound
+from grpcdemo.errors import InvalidInput, NotFound
 
 from orderd.domain.orders import (
     Order,

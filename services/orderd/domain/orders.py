@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from shared.errors import InvalidInput
+from grpcdemo.errors import InvalidInput
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000

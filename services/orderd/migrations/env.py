@@ -1,4 +1,4 @@
-from shared.migrations_env import run
+from grpcdemo.persistence.migrations_env import run
 
 from orderd.storage.schema import Base
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.db import UTCDateTime
+from grpcdemo.persistence.engine import UTCDateTime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 

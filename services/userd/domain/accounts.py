@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from shared.errors import AlreadyExists, InvalidInput, Unauthenticated
+from grpcdemo.errors import AlreadyExists, InvalidInput, Unauthenticated
 
 from userd.domain.models import Credentials, User
 from userd.domain.passwords import PasswordHasher

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
-from shared.errors import Unauthenticated
+from grpcdemo.errors import Unauthenticated
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.errors import InvalidInput
+from grpcdemo.errors import InvalidInput
 
 MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_BYTES = 8

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.db_metrics import NullTimer, QueryTimer
+from grpcdemo.persistence.timing import NullTimer, QueryTimer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker

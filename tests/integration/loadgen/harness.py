@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from shared.faults import FaultInjector
-from shared.service_host import ServiceHost
+from grpcdemo.faults import FaultInjector
+from grpcdemo.runtime.host import ServiceHost
 
 from loadgen.arrivals import plan
 from loadgen.config import LoadgenConfig

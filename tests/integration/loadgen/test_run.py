@@ -14,9 +14,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from genproto.order.v1 import order_pb2, order_pb2_grpc
-from genproto.user.v1 import user_pb2, user_pb2_grpc
-from shared.faults import FaultState
+from grpcdemo.faults import FaultState
+from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
+from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from loadgen.kinds import CATALOG, Action, Rpc
 from loadgen.mix import Mix

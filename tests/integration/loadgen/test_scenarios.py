@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from shared.faults import FaultState
+from grpcdemo.faults import FaultState
 
 from loadgen.kinds import Action, Rpc
 from loadgen.run import RunResult, run

@@ -13,13 +13,13 @@ from uuid import uuid4
 
 import grpc
 import pytest
+from grpcdemo.observability import ServiceObservability
+from grpcdemo.observability.grpc_metrics import GRPC_LATENCY_BUCKETS
+from grpcdemo.observability.grpc_names import GO_CODE_NAMES
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, generate_latest
-from shared.observability import ServiceObservability
-from shared.observability.grpc_metrics import GRPC_LATENCY_BUCKETS
-from shared.observability.grpc_names import GO_CODE_NAMES
 
 from tests.integration.observability.conftest import EchoStack
 from tests.support.observability_echo import (
@@ -28,8 +28,7 @@ from tests.support.observability_echo import (
     CLIENT_STREAM_PATH,
     SERVER_STREAM_PATH,
     SERVICE,
-    SYNC_SERVICE,
-    SYNC_UNARY_PATH,
+    STRICT_UNARY_PATH,
     UNARY_PATH,
     echo_channel,
     echo_server,
@@ -55,7 +54,7 @@ async def facade_traffic() -> AsyncIterator[tuple[ServiceObservability, InMemory
     exposition = obs.start_exposition("127.0.0.1:0")
     try:
         async with (
-            echo_server(obs.server_interceptors()) as server,
+            echo_server(obs.handler_wrapper()) as server,
             echo_channel(server.target, obs.client_interceptors()) as channel,
         ):
             await channel.unary_unary(UNARY_PATH)(b"ok")
@@ -130,7 +129,7 @@ async def test_series_stay_bounded_under_random_traffic(echo_stack: EchoStack) -
                 await echo_stack.channel.unary_unary(UNARY_PATH)(payload, metadata=metadata())
             elif kind == 1:
                 command = rng.choice([b"ok", b"raise", b"abort:NOT_FOUND", b"setcode:INTERNAL"])
-                await echo_stack.channel.unary_unary(SYNC_UNARY_PATH)(command, metadata=metadata())
+                await echo_stack.channel.unary_unary(STRICT_UNARY_PATH)(command, metadata=metadata())
             elif kind == 2:
                 request = b"%d|%s" % (rng.randrange(4), rng.choice(outcomes[:8]))
                 async for _ in echo_stack.channel.unary_stream(SERVER_STREAM_PATH)(
@@ -152,7 +151,7 @@ async def test_series_stay_bounded_under_random_traffic(echo_stack: EchoStack) -
         await asyncio.gather(*(one_call() for _ in range(50)))
 
     scrape = await echo_stack.scrape()
-    methods_per_side = len(ASYNC_METHODS) + 2  # the async service plus the two sync methods
+    methods_per_side = len(ASYNC_METHODS)
     per_method = 3 + 1 + (len(GRPC_LATENCY_BUCKETS) + 1 + 2) + len(GO_CODE_NAMES)
     bound = 2 * methods_per_side * per_method
     grpc_series = [key for key in scrape.samples if key[0].startswith("grpc_")]
@@ -161,7 +160,7 @@ async def test_series_stay_bounded_under_random_traffic(echo_stack: EchoStack) -
     label_values = {value for _, labels in grpc_series for value in dict(labels).values()}
     assert not (label_values & noise)
     services = {dict(labels).get("grpc_service") for _, labels in grpc_series}
-    assert services == {SERVICE, SYNC_SERVICE}
+    assert services == {SERVICE}
     observed_codes = {dict(labels)["grpc_code"] for _, labels in grpc_series if "grpc_code" in dict(labels)}
     assert observed_codes <= set(GO_CODE_NAMES.values())
     assert len(observed_codes) > 10  # the traffic really did produce many outcomes

@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
+from grpcdemo.observability.tracing import create_tracer_provider
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from shared.observability.tracing import create_tracer_provider
 
 
 class FakeCollector(trace_service_pb2_grpc.TraceServiceServicer):

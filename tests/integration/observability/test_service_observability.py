@@ -11,15 +11,13 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from grpcdemo.observability import ServiceObservability
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
-from shared.observability import ServiceObservability
-from shared.observability.grpc_server_interceptor import ServerMetricsInterceptor
-from shared.observability.tracing import TracingServerInterceptor
 
 from tests.support.observability_echo import (
     BIDI_PATH,
@@ -79,7 +77,7 @@ async def traced() -> AsyncIterator[TracedStack]:
     exposition = obs.start_exposition("127.0.0.1:0", ready=lambda: ready["value"])
     try:
         async with (
-            echo_server(obs.server_interceptors()) as server,
+            echo_server(obs.handler_wrapper()) as server,
             echo_channel(server.target, obs.client_interceptors()) as channel,
         ):
             yield TracedStack(obs, spans, exposition.url, channel, ready)
@@ -135,7 +133,7 @@ async def test_error_counts_carry_the_trace_id_of_the_failing_call(traced: Trace
     assert exemplar_trace_ids(openmetrics, "grpc_client_handled_total", **labels) == {trace_id}
 
 
-async def test_metrics_stay_exact_under_the_tracing_interceptors(traced: TracedStack) -> None:
+async def test_metrics_stay_exact_with_tracing(traced: TracedStack) -> None:
     before = await traced.scrape()
     await traced.channel.unary_unary(UNARY_PATH)(b"ok")
     with pytest.raises(grpc.aio.AioRpcError):
@@ -166,14 +164,39 @@ async def test_metrics_stay_exact_under_the_tracing_interceptors(traced: TracedS
     )
 
 
-async def test_tracing_is_outermost_and_metrics_inside(traced: TracedStack) -> None:
-    server = traced.obs.server_interceptors()
-    assert isinstance(server[0], TracingServerInterceptor)
-    assert isinstance(server[1], ServerMetricsInterceptor)
-    client = traced.obs.client_interceptors()
-    assert [type(i).__module__.rsplit(".", 1)[-1] for i in client] == ["_aio_client"] * 4 + [
-        "grpc_client_interceptor"
-    ] * 4
+async def test_the_server_span_is_current_while_the_handler_runs(traced: TracedStack) -> None:
+    """Tracing is outermost: a log line or a nested call made by the handler is inside the span."""
+    from grpcdemo.observability import current_trace_ids
+
+    seen: list[tuple[str, str] | None] = []
+    wrapper = traced.obs.handler_wrapper()
+
+    async def handler(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        seen.append(current_trace_ids())
+        return request
+
+    wrapped = wrapper.wrap(f"/{SERVICE}/Echo", grpc.unary_unary_rpc_method_handler(handler))
+    server = grpc.aio.server()
+    server.add_registered_method_handlers(SERVICE, {"Echo": wrapped})
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with echo_channel(f"127.0.0.1:{port}", traced.obs.client_interceptors()) as channel:
+            assert await channel.unary_unary(UNARY_PATH)(b"hi") == b"hi"
+    finally:
+        await server.stop(None)
+    span = traced.span(SpanKind.SERVER, UNARY_PATH)
+    context = span.get_span_context()
+    assert context is not None
+    assert seen == [(hex_trace_id(span), format(context.span_id, "016x"))]
+
+
+async def test_sync_handlers_are_left_to_grpc_untouched(traced: TracedStack) -> None:
+    def sync_handler(request: bytes, context: object) -> bytes:
+        return request
+
+    handler = grpc.unary_unary_rpc_method_handler(sync_handler)
+    assert traced.obs.handler_wrapper().wrap("/x.v1.S/M", handler) is handler
 
 
 async def test_build_info_runtime_series_and_no_created_series(traced: TracedStack) -> None:

@@ -1,6 +1,6 @@
 """Health, reflection and every handler kind on a server assembled as the services assemble it
-(`ServiceHost`: tracing, metrics and fault interceptors, health and reflection registered), with
-tracing on: each answers what it means, and each is still measured exactly."""
+(`ServiceHost`: the one handler wrapper with tracing, metrics, faults and error mapping; health and
+reflection registered): each answers what it means, and each is still measured exactly."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpcdemo.runtime.config import CommonConfig, HostPort
+from grpcdemo.runtime.host import ServiceHost
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from shared.config import CommonConfig, HostPort
-from shared.service_host import ServiceHost
 
 from tests.support import services as service_support
 from tests.support.observability_echo import (
     SERVICE,
-    SYNC_SERVER_STREAM_PATH,
-    SYNC_UNARY_PATH,
     UNARY_PATH,
     WRITER_STREAM_PATH,
     Recorded,
@@ -164,28 +162,6 @@ async def test_writer_style_stream_abort_keeps_its_code(hosted: HostedEcho) -> N
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         [m async for m in call]
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-async def test_sync_handlers_answer_what_they_mean_and_are_measured(hosted: HostedEcho) -> None:
-    before = await hosted.scrape()
-
-    assert await hosted.channel.unary_unary(SYNC_UNARY_PATH)(b"ok", timeout=5) == b"ok"
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await hosted.channel.unary_unary(SYNC_UNARY_PATH)(b"abort:NOT_FOUND", timeout=5)
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    stream = [m async for m in hosted.channel.unary_stream(SYNC_SERVER_STREAM_PATH)(b"2|ok", timeout=5)]
-    assert stream == [b"0", b"1"]
-
-    await server_finished(hosted, before, SYNC_SERVER_STREAM_PATH, "server_stream")
-    after = await hosted.scrape()
-    assert recorded(before, after, "server", SYNC_UNARY_PATH, "unary") == Recorded(
-        2, {"OK": 1, "NotFound": 1}, msg_sent=1, msg_received=2, latency_count=2, in_flight=0
-    )
-    assert recorded(before, after, "server", SYNC_SERVER_STREAM_PATH, "server_stream") == Recorded(
-        1, {"OK": 1}, msg_sent=2, msg_received=1, latency_count=1, in_flight=0
-    )
-    # OpenTelemetry's aio wrappers cannot run a sync handler: it is served untraced instead.
-    assert hosted.server_span_names() == []
 
 
 async def test_a_watch_left_open_does_not_block_shutdown(hosted: HostedEcho) -> None:

@@ -7,15 +7,13 @@ import asyncio
 
 import grpc
 import pytest
-from shared.observability.grpc_client_interceptor import client_metrics_interceptors
-from shared.observability.grpc_names import go_code_name
+from grpcdemo.observability.client import client_interceptors
+from grpcdemo.observability.grpc_names import go_code_name
 
 from tests.integration.observability.conftest import EchoStack
 from tests.support.observability_echo import (
     ASYNC_METHODS,
     STRICT_UNARY_PATH,
-    SYNC_SERVICE,
-    SYNC_UNARY_PATH,
     UNARY_PATH,
     Recorded,
     Scrape,
@@ -47,8 +45,8 @@ def finished(code: str, *, server_sent: float) -> tuple[Recorded, Recorded]:
 async def test_preinitialised_series_exist_before_any_call(echo_stack: EchoStack) -> None:
     scrape = await echo_stack.scrape()
     for side in ("server", "client"):
-        for method in [*ASYNC_METHODS, "sync"]:
-            service, method_name = (SYNC_SERVICE, "Echo") if method == "sync" else (ECHO_SERVICE, method)
+        for method in ASYNC_METHODS:
+            service, method_name = ECHO_SERVICE, method
             series = [
                 labels
                 for labels in scrape.series(f"grpc_{side}_handled_total")
@@ -74,11 +72,6 @@ async def test_preinitialised_series_exist_before_any_call(echo_stack: EchoStack
         (UNARY_PATH, b"none", "OK"),
         # A serializer that rejects None (as protobuf's does): the client gets Unknown.
         (STRICT_UNARY_PATH, b"none", "Unknown"),
-        (SYNC_UNARY_PATH, b"ok", "OK"),
-        (SYNC_UNARY_PATH, b"abort:NOT_FOUND", "NotFound"),
-        (SYNC_UNARY_PATH, b"setcode:ALREADY_EXISTS", "AlreadyExists"),
-        (SYNC_UNARY_PATH, b"raise", "Unknown"),
-        (SYNC_UNARY_PATH, b"none", "OK"),
     ],
 )
 async def test_outcome_is_recorded_as_the_client_received_it(
@@ -122,22 +115,6 @@ async def test_deadline_exceeded_on_both_sides(echo_stack: EchoStack) -> None:
         assert after.value(f"grpc_{side}_handling_seconds_bucket", **labels, le="1.0") == calls
 
 
-async def test_sync_handler_past_its_deadline_is_deadline_exceeded(echo_stack: EchoStack) -> None:
-    before = await echo_stack.scrape()
-    assert await call_unary(echo_stack, SYNC_UNARY_PATH, b"sleep:0.3", grpc_timeout=0.1) == "DeadlineExceeded"
-
-    async def server_done() -> bool:
-        return (
-            recorded(before, await echo_stack.scrape(), "server", SYNC_UNARY_PATH, "unary").latency_count == 1
-        )
-
-    await eventually(server_done)
-    after = await echo_stack.scrape()
-    server, client = finished("DeadlineExceeded", server_sent=0)
-    assert recorded(before, after, "server", SYNC_UNARY_PATH, "unary") == server
-    assert recorded(before, after, "client", SYNC_UNARY_PATH, "unary") == client
-
-
 async def test_client_cancel_is_canceled_on_both_sides(echo_stack: EchoStack) -> None:
     before = await echo_stack.scrape()
     call = echo_stack.channel.unary_unary(UNARY_PATH)(b"sleep:3", timeout=30)
@@ -166,7 +143,7 @@ async def test_client_cancel_is_canceled_on_both_sides(echo_stack: EchoStack) ->
 async def test_server_down_is_unavailable_on_the_client(echo_stack: EchoStack) -> None:
     target = f"127.0.0.1:{free_port()}"
     before = await echo_stack.scrape()
-    async with echo_channel(target, client_metrics_interceptors(echo_stack.client_metrics)) as channel:
+    async with echo_channel(target, client_interceptors(echo_stack.client_metrics)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await channel.unary_unary(UNARY_PATH)(b"ok", timeout=5)
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE

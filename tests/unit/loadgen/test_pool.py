@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from genproto.user.v1 import user_pb2
+from grpcdemo.genproto.user.v1 import user_pb2
 
 from loadgen.kinds import Rpc
 from loadgen.pool import Account, SessionUnavailable, SetupError, UserPool, load_accounts, save_accounts

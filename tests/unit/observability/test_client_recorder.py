@@ -4,11 +4,13 @@ the integration tests)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
+import pytest
+from grpcdemo.observability.client import _CallRecorder, _status_of_finished
+from grpcdemo.observability.grpc_metrics import GrpcClientMetrics
 from prometheus_client import CollectorRegistry, generate_latest
-from shared.observability.grpc_client_interceptor import _CallRecorder, _status_of_finished
-from shared.observability.grpc_metrics import GrpcClientMetrics
 
 from tests.support.observability_echo import Scrape
 
@@ -57,7 +59,9 @@ def test_status_of_a_finished_call_is_read_without_a_task() -> None:
 
 async def test_done_callback_records_the_final_code() -> None:
     registry = CollectorRegistry()
-    recorder = _CallRecorder(GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), unary_response=True)
+    recorder = _CallRecorder(
+        GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), None, unary_response=True
+    )
     call = FinishedCall(grpc.StatusCode.PERMISSION_DENIED)
     recorder.when_done(call)
     assert handled(registry, "PermissionDenied") == 0  # nothing until grpc calls back
@@ -67,7 +71,9 @@ async def test_done_callback_records_the_final_code() -> None:
 
 async def test_a_suspending_code_is_recorded_on_the_next_loop_turn() -> None:
     registry = CollectorRegistry()
-    recorder = _CallRecorder(GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), unary_response=True)
+    recorder = _CallRecorder(
+        GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), None, unary_response=True
+    )
     recorder._on_done(SlowCall(grpc.StatusCode.UNAVAILABLE))
     assert handled(registry, "Unavailable") == 0
     for _ in range(3):
@@ -77,18 +83,26 @@ async def test_a_suspending_code_is_recorded_on_the_next_loop_turn() -> None:
 
 def test_a_plain_response_from_an_inner_interceptor_counts_as_ok() -> None:
     registry = CollectorRegistry()
-    recorder = _CallRecorder(GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), unary_response=True)
+    recorder = _CallRecorder(
+        GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), None, unary_response=True
+    )
     recorder.when_done(ResponseOnly())
     assert handled(registry, "OK") == 1
     assert Scrape(generate_latest(registry).decode()).value("grpc_client_msg_received_total", **LABELS) == 1
 
 
-def test_a_failing_callback_never_reaches_grpc() -> None:
+def test_a_failing_callback_never_reaches_grpc(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         def code(self) -> object:
             raise RuntimeError("broken call object")
 
+    registry = CollectorRegistry()
     recorder = _CallRecorder(
-        GrpcClientMetrics(CollectorRegistry()).method("/a.v1.S/M", "unary"), unary_response=True
+        GrpcClientMetrics(registry).method("/a.v1.S/M", "unary"), None, unary_response=True
     )
-    recorder._on_done(Broken())  # logged, not raised
+    with caplog.at_level(logging.ERROR, logger="grpcdemo.observability.client"):
+        recorder._on_done(Broken())  # logged, not raised
+    assert [r.getMessage() for r in caplog.records] == ["recording a gRPC client call failed"]
+    assert caplog.records[0].exc_info is not None
+    # Nothing half-recorded: no code at all, not even Unknown.
+    assert all(handled(registry, code) == 0 for code in ("OK", "Unknown"))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from shared.observability.counting import CountingAsyncIterator, CountingIterator, counting
+from grpcdemo.observability.counting import CountingAsyncIterator, CountingIterator, counting
 
 
 class Tally:

@@ -6,14 +6,14 @@ import threading
 import urllib.request
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
-from shared.observability.exposition import (
+from grpcdemo.observability.exposition import (
     ExpositionServer,
     HttpRequest,
     HttpResponse,
     parse_listen_address,
     start_exposition,
 )
+from prometheus_client import CollectorRegistry, Counter
 
 from tests.support.observability_echo import Scrape, http_get
 

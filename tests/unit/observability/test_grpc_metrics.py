@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from shared.observability.grpc_metrics import (
+from grpcdemo.observability.grpc_metrics import (
     GRPC_LATENCY_BUCKETS,
     GrpcClientMetrics,
     GrpcServerMetrics,
     MethodSpec,
     methods_of,
 )
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.support.observability_echo import Scrape, echo_service_descriptor
 
@@ -245,8 +245,8 @@ def test_same_registry_twice_is_rejected() -> None:
 
 
 def test_preinitialise_from_the_real_service_descriptors() -> None:
-    from genproto.order.v1 import order_pb2
-    from genproto.user.v1 import user_pb2
+    from grpcdemo.genproto.order.v1 import order_pb2
+    from grpcdemo.genproto.user.v1 import user_pb2
 
     registry = CollectorRegistry()
     server = GrpcServerMetrics(registry)

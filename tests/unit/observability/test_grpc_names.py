@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from shared.observability.grpc_names import GO_CODE_NAMES, MethodName, go_code_name, grpc_type_of
+from grpcdemo.observability.grpc_names import GO_CODE_NAMES, MethodName, go_code_name, grpc_type_of
 
 # codes.Code.String() in grpc-go, in numeric order 0..16.
 GO_SPELLING = [

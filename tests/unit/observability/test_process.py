@@ -3,8 +3,8 @@ from __future__ import annotations
 import platform
 
 import pytest
+from grpcdemo.observability.process import metric_prefix, register_build_info, register_runtime_collectors
 from prometheus_client import CollectorRegistry, generate_latest
-from shared.observability.process import metric_prefix, register_build_info, register_runtime_collectors
 
 from tests.support.observability_echo import Scrape
 

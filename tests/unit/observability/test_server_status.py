@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from shared.observability.server_status import (
+from grpcdemo.observability.server_status import (
     DEADLINE_SLACK_SECONDS,
     code_of_none_response,
     code_on_exception,
     code_on_interruption,
     code_on_return,
-    deadline_passed,
 )
 
 
@@ -57,9 +56,3 @@ def test_none_response_depends_on_the_serializer() -> None:
     assert code_of_none_response(None) == "OK"
     assert code_of_none_response(bytes) == "Unknown"
     assert code_of_none_response(lambda message: b"" if message is None else bytes(message)) == "OK"
-
-
-def test_deadline_passed_only_when_none_remains() -> None:
-    assert deadline_passed(0)
-    assert not deadline_passed(0.0001)
-    assert not deadline_passed(None)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from grpcdemo.observability.trace_context import current_trace_ids, trace_exemplar
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
-from shared.observability.trace_context import current_trace_ids, trace_exemplar
 
 
 def test_outside_any_span_there_is_nothing() -> None:

@@ -4,17 +4,19 @@ import subprocess
 import sys
 import textwrap
 
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from shared.observability.tracing import (
-    aio_client_interceptors,
-    aio_server_interceptor,
+from grpcdemo.observability.client import client_interceptors
+from grpcdemo.observability.grpc_metrics import GrpcClientMetrics
+from grpcdemo.observability.tracing import (
+    ClientSpans,
+    ServerSpans,
     build_span_exporter,
     create_tracer_provider,
     otlp_endpoint,
     service_name_from,
 )
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 def test_service_name_comes_from_the_service_unless_otel_service_name_is_set() -> None:
@@ -71,18 +73,47 @@ def test_providers_can_be_created_repeatedly_and_stay_separate() -> None:
     assert len(second.get_finished_spans()) == 1
 
 
-def test_interceptor_factories_return_the_aio_kinds() -> None:
+def test_client_interceptors_cover_the_four_aio_kinds() -> None:
     import grpc
 
     provider = create_tracer_provider("x", environ={})
-    assert isinstance(aio_server_interceptor(provider), grpc.aio.ServerInterceptor)
-    client = aio_client_interceptors(provider)
-    assert [type(i).__bases__[0] for i in client] == [
+    client = client_interceptors(GrpcClientMetrics(None), ClientSpans(provider))
+    assert [next(b for b in type(i).__mro__ if b.__module__.startswith("grpc.aio")) for i in client] == [
         grpc.aio.UnaryUnaryClientInterceptor,
         grpc.aio.UnaryStreamClientInterceptor,
         grpc.aio.StreamUnaryClientInterceptor,
         grpc.aio.StreamStreamClientInterceptor,
     ]
+    provider.shutdown()
+
+
+def test_server_span_continues_the_callers_trace_and_client_span_propagates_it() -> None:
+    exporter = InMemorySpanExporter()
+    provider = create_tracer_provider("x", environ={}, span_processors=[SimpleSpanProcessor(exporter)])
+    metadata: list[tuple[str, str]] = []
+    client_span = ClientSpans(provider).start("/a.v1.S/M", metadata)
+    assert [key for key, _ in metadata] == ["traceparent"]
+    server_span, token = ServerSpans(provider).start("/a.v1.S/M", tuple(metadata))
+    ServerSpans.end(server_span, token, "Internal")
+    ClientSpans.end(client_span, "Internal")
+    server, client = exporter.get_finished_spans()
+    assert server.name == client.name == "/a.v1.S/M"
+    assert server.context.trace_id == client.context.trace_id
+    assert server.parent is not None and server.parent.span_id == client.context.span_id
+    assert dict(server.attributes or {})["rpc.service"] == "a.v1.S"
+    assert dict(server.attributes or {})["rpc.grpc.status_code"] == 13
+    assert not server.status.is_ok
+    provider.shutdown()
+
+
+def test_a_callers_bad_request_is_no_server_span_error() -> None:
+    exporter = InMemorySpanExporter()
+    provider = create_tracer_provider("x", environ={}, span_processors=[SimpleSpanProcessor(exporter)])
+    span, token = ServerSpans(provider).start("/a.v1.S/M", ())
+    ServerSpans.end(span, token, "InvalidArgument")
+    (server,) = exporter.get_finished_spans()
+    assert server.parent is None
+    assert server.status.is_unset
     provider.shutdown()
 
 
@@ -93,7 +124,7 @@ def test_global_install_is_idempotent_and_silent() -> None:
         import logging
         logging.basicConfig(level=logging.WARNING)
         from opentelemetry import trace
-        from shared.observability.tracing import create_tracer_provider, install_global_tracer_provider
+        from grpcdemo.observability.tracing import create_tracer_provider, install_global_tracer_provider
         first = create_tracer_provider("a", environ={})
         second = create_tracer_provider("b", environ={})
         print(install_global_tracer_provider(first), install_global_tracer_provider(second))

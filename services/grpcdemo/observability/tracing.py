@@ -1,0 +1,190 @@
+"""OpenTelemetry tracing for one service process: the provider, and the server and client spans the
+handler wrapper and the client interceptors open.
+
+The spans follow the OpenTelemetry RPC conventions that opentelemetry-instrumentation-grpc also
+follows (name `/pkg.Service/Method`, kind SERVER or CLIENT, `rpc.system`, `rpc.service`,
+`rpc.method`, `rpc.grpc.status_code`; status ERROR for server-fault codes on the server, any non-OK
+code on the client) and propagate W3C `traceparent` through the global propagator, so they join
+traces with any other OpenTelemetry-instrumented gRPC peer. They are opened here rather than by that
+package's interceptors: one wrapper per call instead of another interceptor layer, and no handler
+kind it cannot run (it awaits sync handlers and `async for`s writer-style streams).
+
+The provider is built and handed over explicitly instead of going through the global one: the
+global can be set only once per process ("Overriding of current TracerProvider is not allowed"),
+which tests that build many providers would trip over. Installing it as the global, for code that
+calls `trace.get_tracer()`, is a separate, idempotent step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, MutableSequence
+from typing import Any, Final
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from grpcdemo.observability.grpc_names import MethodName, status_code_of
+
+__all__ = [
+    "ClientSpans",
+    "ServerSpans",
+    "build_span_exporter",
+    "create_tracer_provider",
+    "install_global_tracer_provider",
+    "otlp_endpoint",
+    "service_name_from",
+    "traced",
+]
+
+log = logging.getLogger(__name__)
+
+INSTRUMENTATION_NAME: Final = "grpcdemo.observability"
+
+# Server-fault codes: the server span is an error for these only (OpenTelemetry RPC conventions);
+# a caller's bad request is not the server's error.
+_SERVER_ERROR_CODES: Final = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+# Health probes and reflection are infrastructure, not requests worth a trace each (a balancer checks
+# every few seconds, a Watch stays open for the life of a connection). Their metrics are recorded.
+_UNTRACED_PREFIXES: Final = ("/grpc.health.", "/grpc.reflection.")
+
+
+def traced(path: str) -> bool:
+    return not path.startswith(_UNTRACED_PREFIXES)
+
+
+def service_name_from(default: str, environ: Mapping[str, str]) -> str:
+    """OTEL_SERVICE_NAME, when set, renames the service in traces (the OpenTelemetry convention)."""
+    return environ.get("OTEL_SERVICE_NAME", "").strip() or default
+
+
+def otlp_endpoint(environ: Mapping[str, str]) -> str | None:
+    """The traces-specific variable wins over the generic one, as in the OpenTelemetry spec."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def build_span_exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    """An OTLP/gRPC exporter when an endpoint is configured, else None (spans are created, sampled
+    and carried in logs and exemplars, but not shipped anywhere).
+
+    `http://host:4317` connects in plaintext; without a scheme the exporter uses TLS unless
+    OTEL_EXPORTER_OTLP_INSECURE=true.
+    """
+    endpoint = otlp_endpoint(environ)
+    if endpoint is None:
+        return None
+    # Imported only when used: it brings a gRPC channel and protobuf modules along.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def create_tracer_provider(
+    service_name: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    span_processors: Iterable[SpanProcessor] = (),
+    resource_attributes: Mapping[str, str] | None = None,
+) -> TracerProvider:
+    """A provider for `service_name` (or OTEL_SERVICE_NAME), sampling by default
+    (parentbased_always_on unless OTEL_TRACES_SAMPLER says otherwise), exporting over OTLP when an
+    endpoint is set. `span_processors` are added as well, e.g. an in-memory exporter in tests."""
+    env = os.environ if environ is None else environ
+    attributes: dict[str, Any] = dict(resource_attributes or {})
+    attributes[SERVICE_NAME] = service_name_from(service_name, env)
+    provider = TracerProvider(resource=Resource.create(attributes))
+    exporter = build_span_exporter(env)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        log.info("exporting traces over OTLP", extra={"otlp_endpoint": otlp_endpoint(env)})
+    for processor in span_processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def install_global_tracer_provider(provider: TracerProvider) -> bool:
+    """Makes `provider` the process-wide one unless one is installed already; returns whether it was."""
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return False
+    trace.set_tracer_provider(provider)
+    return True
+
+
+def _rpc_attributes(path: str) -> dict[str, Any]:
+    name = MethodName.parse(path)
+    return {"rpc.system": "grpc", "rpc.service": name.service, "rpc.method": name.method}
+
+
+class ServerSpans:
+    """Opens the server span of a call, as a child of the caller's `traceparent`, and makes it
+    current (for exemplars and log lines) until `end`."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._attributes: dict[str, dict[str, Any]] = {}
+
+    def start(self, path: str, metadata: Any) -> tuple[Span, object]:
+        carrier = {key: value for key, value in metadata or () if isinstance(value, str)}
+        parent = propagate.extract(carrier)
+        attributes = self._attributes.get(path)
+        if attributes is None:
+            attributes = self._attributes.setdefault(path, _rpc_attributes(path))
+        span = self._tracer.start_span(path, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        return span, token
+
+    @staticmethod
+    def end(span: Span, token: object, code_name: str) -> None:
+        """`code_name` in Go spelling, as the metrics record it."""
+        code = status_code_of(code_name)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_ERROR_CODES:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+
+class ClientSpans:
+    """Opens the client span of an outgoing call and writes its context into the call's metadata."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._attributes: dict[str, dict[str, Any]] = {}
+
+    def start(self, path: str, metadata: MutableSequence[tuple[str, str]]) -> Span:
+        attributes = self._attributes.get(path)
+        if attributes is None:
+            attributes = self._attributes.setdefault(path, _rpc_attributes(path))
+        span = self._tracer.start_span(path, kind=SpanKind.CLIENT, attributes=attributes)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        metadata.extend(carrier.items())
+        return span
+
+    @staticmethod
+    def end(span: Span, code_name: str) -> None:
+        code = status_code_of(code_name)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
