@@ -3,66 +3,82 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# `make up` installs what running needs; `make test` (and the other dev targets) add the dev extras.
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
 MODE ?= auto
+# Test processes for `make test`: most tests wait on sockets, processes and real alerts rather
+# than on the CPU, so more workers than cores pays.
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto lint format test test-unit test-integration up down migrate \
-	bench bench-metrics bench-capacity env k8s-rules dashboards demo-alerts
+.PHONY: help venv venv-dev proto lint format test test-unit test-integration test-e2e up down migrate \
+	bench bench-metrics bench-capacity bench-rpc env k8s-rules dashboards demo-alerts chaos-down
 
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP_RUN): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	touch $(STAMP_RUN)
+
+$(STAMP_DEV): $(STAMP_RUN)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP_DEV)
 
-venv: $(STAMP) ## create .venv and install the project with dev extras (pinned by constraints.txt)
+venv: $(STAMP_RUN) ## create .venv with what running the stack needs (pinned by constraints.txt)
 
-proto: $(STAMP) ## regenerate services/grpcdemo/genproto from protos/
+venv-dev: $(STAMP_DEV) ## add the dev extras (tests, linters, generators, benchmarks)
+
+proto: $(STAMP_DEV) ## regenerate services/grpcdemo/genproto from protos/
 	$(PY) tools/gen_proto.py
 
 env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD, FAULT_INJECTION_TOKEN) to the git-ignored .env
-	@umask 077; touch .env; for key in JWT_SECRET POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD FAULT_INJECTION_TOKEN; do \
-	  grep -q "^$$key=" .env || { printf '%s=%s\n' "$$key" "$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')" >> .env; echo "added $$key to .env"; }; \
-	done
+	@$(PYTHON) tools/up.py env
 
-dashboards: $(STAMP) ## regenerate grafana/dashboards/*.json from tools/gen_dashboards.py
+dashboards: $(STAMP_DEV) ## regenerate grafana/dashboards/*.json from tools/gen_dashboards.py
 	$(PY) tools/gen_dashboards.py
 
-k8s-rules: $(STAMP) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml
+k8s-rules: $(STAMP_DEV) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml
 	$(PY) tools/gen_k8s_rules.py
 
-lint: $(STAMP) ## ruff + mypy
+lint: $(STAMP_DEV) ## ruff, ruff format, mypy --strict and the import direction (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services tools tests loadgen
+	PYTHONPATH=services:. $(VENV)/bin/lint-imports --no-cache
 
-format: $(STAMP) ## apply ruff fixes and formatting
+format: $(STAMP_DEV) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint ## lint, then unit, integration and end-to-end tests
-	$(VENV)/bin/pytest -rs
+test: lint ## lint, then every test layer in parallel (unit, integration, e2e)
+	$(VENV)/bin/pytest -rs -n $(TEST_WORKERS) --dist loadfile
 
-test-unit: $(STAMP)
-	$(VENV)/bin/pytest -rs tests/unit
+test-unit: $(STAMP_DEV) ## I/O-free tests only (no sockets, processes or sleeps), a few seconds
+	$(VENV)/bin/pytest -rs -m unit
 
-test-integration: $(STAMP)
-	$(VENV)/bin/pytest -rs tests/integration
+test-integration: $(STAMP_DEV) ## in-process servers, SQLite and PostgreSQL, promtool/amtool, deployment tools
+	$(VENV)/bin/pytest -rs -m integration -n $(TEST_WORKERS) --dist loadfile
 
-migrate: $(STAMP) env ## apply database migrations for both services
+test-e2e: $(STAMP_DEV) ## the stack `make up` starts, as real processes, with real alerts (a few minutes)
+	$(VENV)/bin/pytest -rs -m e2e -n $(TEST_WORKERS) --dist loadfile
+
+migrate: $(STAMP_RUN) env ## apply database migrations for both services
 	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate
 
-bench: bench-metrics bench-capacity ## every benchmark: instrumentation CPU cost, then sustained request rate
+bench: bench-metrics bench-rpc bench-capacity ## every benchmark: instrumentation cost, per-RPC cost vs bare gRPC, sustained rate
 
-bench-capacity: $(STAMP) ## highest zero-error steady rate of the stack on this machine, p50/p99 per step (~2 min)
+bench-capacity: $(STAMP_DEV) ## highest zero-error steady rate of the stack on this machine, p50/p99 per step (~2 min)
 	$(PY) tools/bench_capacity.py
 
-bench-metrics: $(STAMP) ## CPU per unary call: bare vs no-op vs metrics vs OTel vs OTel+metrics servers (~75 s)
+bench-metrics: $(STAMP_DEV) ## CPU per unary call: bare vs metrics wrapper vs the services' wrapper vs OpenTelemetry's interceptor (~75 s)
 	$(PY) tools/bench_metrics.py
+
+bench-rpc: $(STAMP_DEV) ## each RPC's calls/s and server CPU next to a bare grpc.aio echo, in one run (~3 min)
+	$(PY) tools/bench_rpc.py
 
 LOADGEN := $(VENV)/bin/loadgen
 # Extra flags for every loadgen target, e.g. make chaos-slow LOADGEN_ARGS="--rps 20 --duration 120"
@@ -86,32 +102,41 @@ COMPOSE_RUNNING = $(if $(wildcard .run/stack.pid),,$(shell docker compose ps -q 
 LOADGEN_SIDE = $(if $(COMPOSE_RUNNING),$(LOADGEN_COMPOSE),$(LOADGEN_HOST))
 .PHONY: loadgen spike attack-bruteforce attack-bad-requests chaos-outage chaos-slow chaos-errors
 
-loadgen: $(STAMP) env ## steady default mix at 10/s until Ctrl-C, summary at the end
+loadgen: $(STAMP_RUN) env ## steady default mix at 10/s until Ctrl-C, summary at the end
 	$(LOADGEN_SIDE) --scenario steady --rps 10 $(LOADGEN_ARGS)
 
-spike: $(STAMP) env ## 10/s, then 50/s from 30 s for 60 s, then 10/s again (150 s)
+spike: $(STAMP_RUN) env ## 10/s, then 50/s from 30 s for 60 s, then 10/s again (150 s)
 	$(LOADGEN_SIDE) --scenario spike --rps 10 --duration 150 $(LOADGEN_ARGS)
 
-attack-bruteforce: $(STAMP) env ## wrong-password logins against 3 accounts, ~60/min for 3 min: InvalidLoginSpike
+attack-bruteforce: $(STAMP_RUN) env ## wrong-password logins against 3 accounts, ~60/min for 3 min: InvalidLoginSpike
 	$(LOADGEN_SIDE) --scenario bruteforce --rps 5 --duration 180 $(LOADGEN_ARGS)
 
-attack-bad-requests: $(STAMP) env ## a third of requests malformed (INVALID_ARGUMENT) for 3 min: no server-error alert
+attack-bad-requests: $(STAMP_RUN) env ## a third of requests malformed (INVALID_ARGUMENT) for 3 min: no server-error alert
 	$(LOADGEN_SIDE) --scenario bad-requests --rps 10 --duration 180 $(LOADGEN_ARGS)
 
-chaos-outage: $(STAMP) env ## userd Me answers UNAVAILABLE for 5 min: HighGRPCFailures, OrderCreationFailing
+chaos-outage: $(STAMP_RUN) env ## userd Me answers UNAVAILABLE for 5 min: HighGRPCFailures, OrderCreationFailing
 	$(LOADGEN_SIDE) --scenario outage --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-chaos-slow: $(STAMP) env ## 600-900 ms added to every orderd call for 5 min: GRPCLatencyP95High
+chaos-slow: $(STAMP_RUN) env ## 600-900 ms added to every orderd call for 5 min: GRPCLatencyP95High
 	$(LOADGEN_SIDE) --scenario slow --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-chaos-errors: $(STAMP) env ## INTERNAL on 20% of orderd calls for 5 min: GRPCServerErrorRateHigh, ErrorBudgetBurnFast
+chaos-errors: $(STAMP_RUN) env ## INTERNAL on 20% of orderd calls for 5 min: GRPCServerErrorRateHigh, ErrorBudgetBurnFast
 	$(LOADGEN_SIDE) --scenario errors --rps 10 --duration 300 $(LOADGEN_ARGS)
 
-demo-alerts: $(STAMP) env ## with native `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
+SVC ?= userd
+MINUTES ?= 2
+chaos-down: ## hold SVC (userd) down for MINUTES (2), then bring it back: ServiceDown fires, then resolves
+	@if [ -n "$(COMPOSE_RUNNING)" ]; then \
+	  docker compose stop $(SVC) && echo "$(SVC) stopped for $(MINUTES) min" && sleep $$(( $(MINUTES) * 60 )) && docker compose start $(SVC); \
+	else \
+	  $(PYTHON) tools/up.py hold --component $(SVC) --minutes $(MINUTES); \
+	fi
+
+demo-alerts: $(STAMP_RUN) env ## with native `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
 	$(FAULT_TOKEN_FROM_ENV_FILE) $(PY) tools/demo_alerts.py
 
-up: $(STAMP) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
+up: $(STAMP_RUN) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
 	$(PY) tools/up.py up --mode $(MODE)
 
 down: ## stop a stack started with `make up` (in the background or left behind)
-	@if [ -x $(PY) ]; then $(PY) tools/up.py down; else echo "nothing to stop (no .venv)"; fi
+	@$(PYTHON) tools/up.py down

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,15 +118,21 @@ def active_alerts(alertmanager: str) -> list[AlertKey]:
     return blocking_alerts(get_json(f"{alertmanager}/api/v2/alerts?{query}"))
 
 
-def wait_quiet(alertmanager: str, limit: float) -> list[AlertKey]:
+def wait_quiet(
+    alertmanager: str,
+    limit: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[AlertKey]:
     """Waits up to `limit` seconds for Alertmanager to hold no active alert but the Watchdog;
     returns what is still active (empty when quiet)."""
-    deadline = time.monotonic() + limit
+    deadline = clock() + limit
     active = active_alerts(alertmanager)
     if active:
         print(f"  waiting for {', '.join(map(str, active))} to resolve", flush=True)
-    while active and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
+    while active and clock() < deadline:
+        sleep(POLL_SECONDS)
         active = active_alerts(alertmanager)
     return active
 

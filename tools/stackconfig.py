@@ -55,9 +55,18 @@ SINK_HOOKS: Final[Mapping[str, str]] = {
 }
 
 
-def target_groups(job: str, host: str, port: int) -> list[dict[str, object]]:
-    """The file_sd document for one job. `service` is the label every alert routes and groups on."""
-    return [{"targets": [f"{host}:{port}"], "labels": {"service": job}}]
+def target_groups(job: str, addresses: Sequence[str]) -> list[dict[str, object]]:
+    """The file_sd document for one job: one group, one target per replica. `service` is the label
+    every alert routes and groups on; each replica is its own `instance`."""
+    return [{"targets": list(addresses), "labels": {"service": job}}]
+
+
+def targets_on(
+    host_for_job: Callable[[str], str], ports: Mapping[str, int] = METRICS_PORTS
+) -> dict[str, list[str]]:
+    """One target per job at `host_for_job(job)`: `lambda _: "127.0.0.1"` natively, `lambda job: job`
+    for compose service names."""
+    return {job: [f"{host_for_job(job)}:{ports[job]}"] for job in JOBS}
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
@@ -74,20 +83,16 @@ def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
-def write_prometheus_targets(
-    directory: Path,
-    host_for_job: Callable[[str], str],
-    ports: Mapping[str, int] = METRICS_PORTS,
-) -> list[Path]:
-    """Write `<directory>/<job>.json` for every job in JOBS and return the paths written.
-
-    `host_for_job("userd")` gives the host Prometheus should scrape for that job: `lambda _: "127.0.0.1"`
-    for native runs, `lambda job: job` for compose service names.
-    """
+def write_prometheus_targets(directory: Path, targets: Mapping[str, Sequence[str]]) -> list[Path]:
+    """Write `<directory>/<job>.json` for every job in JOBS (from `targets`, job -> host:port list)
+    and return the paths written."""
+    missing = set(JOBS) - set(targets)
+    if missing:
+        raise ValueError(f"no targets for jobs: {sorted(missing)}")
     written = []
     for job in JOBS:
         path = directory / f"{job}.json"
-        document = target_groups(job, host_for_job(job), ports[job])
+        document = target_groups(job, targets[job])
         _write_atomically(path, json.dumps(document, indent=2) + "\n")
         written.append(path)
     return written
@@ -157,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prometheus-targets":
         host: str = args.host
         paths = write_prometheus_targets(
-            args.directory, (lambda job: job) if args.compose else (lambda _: host)
+            args.directory, targets_on((lambda job: job) if args.compose else (lambda _: host))
         )
     else:
         paths = write_alertmanager_secrets(

@@ -16,6 +16,9 @@ from tests.dashboards.live import (
 )
 from tests.dashboards.model import Dashboard, DashboardQuery, queries
 
+# Against the stack `make up` starts (or LIVE_PROMETHEUS_URL): an end-to-end test.
+pytestmark = pytest.mark.e2e
+
 # (dashboard uid, panel title or "annotation <name>", refId or "query") -> why empty is healthy.
 # Not here: "grpc-client / Failed calls by method and code". The default loadgen mix sends garbage
 # tokens to orderd, whose Me call to userd then ends Unauthenticated, so that panel always has data.

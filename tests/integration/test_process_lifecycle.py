@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
+from tests.support.observability_echo import Scrape, http_get
 from tests.support.processes import ROOT, free_port, service_process, wait_serving
 from tests.support.services import TEST_JWT_SECRET
 
@@ -29,12 +30,19 @@ def test_missing_jwt_secret_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def in_flight_registrations(metrics_port: int) -> float:
+    _, _, body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+    return Scrape(body.decode()).value(
+        "grpc_server_in_flight_requests", grpc_service="user.v1.UserService", grpc_method="Register"
+    )
+
+
 def test_sigterm_finishes_in_flight_calls_then_exits_zero(tmp_path: Path) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "JWT_SECRET": TEST_JWT_SECRET,
         "GRPC_ADDR": f"127.0.0.1:{port}",
-        "METRICS_ADDR": f"127.0.0.1:{free_port()}",
+        "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/u.db",
         # Slow hashing keeps the registrations in flight when SIGTERM arrives.
         "BCRYPT_ROUNDS": "13",
@@ -54,7 +62,10 @@ def test_sigterm_finishes_in_flight_calls_then_exits_zero(tmp_path: Path) -> Non
 
             with ThreadPoolExecutor(4) as pool:
                 futures = [pool.submit(register, n) for n in range(4)]
-                time.sleep(0.3)
+                deadline = time.monotonic() + 10
+                while in_flight_registrations(metrics_port) < 1:
+                    assert time.monotonic() < deadline, "no registration in flight"
+                    time.sleep(0.02)
                 proc.send_signal(signal.SIGTERM)
                 ids = [f.result(timeout=30) for f in futures]
         assert len(set(ids)) == 4

@@ -24,7 +24,7 @@ from orderd.domain.orders import Order
 from orderd.domain.pagination import Cursor
 from userd.domain.tokens import TokenService, TokenSettings
 
-from tests.support.observability_echo import Scrape, scrape
+from tests.support.observability_echo import Scrape, eventually, scrape
 from tests.support.scraping_prometheus import scraping_prometheus
 from tests.support.services import TEST_JWT_SECRET, Stack, bearer, running_stack
 
@@ -383,13 +383,19 @@ async def test_client_cancel_is_canceled(stack: Stack) -> None:
     stack.userd.faults.set(FaultState(latency=LatencyFault(250, 250, MethodFilter(frozenset({"Me"})))))
     before = await snapshot(stack)
     call = stack.orders.ListOrders(order_pb2.ListOrdersRequest(), metadata=bearer(token))
-    await asyncio.sleep(0.1)
+    in_flight = {"grpc_service": ORDER, "grpc_method": "ListOrders"}
+
+    async def orderd_has(name: str, labels: dict[str, str], value: float) -> bool:
+        return (stack.orderd.registry.get_sample_value(name, labels) or 0) == value
+
+    # Cancelled while orderd waits for userd (250 ms injected on Me), not before it arrived.
+    await eventually(lambda: orderd_has("grpc_server_in_flight_requests", in_flight, 1))
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    await asyncio.sleep(0.5)
-    got = delta(before, await snapshot(stack))
     labels = frozenset({("grpc_type", "unary"), ("grpc_service", ORDER), ("grpc_method", "ListOrders")})
+    await eventually(lambda: orderd_has("grpc_server_in_flight_requests", in_flight, 0))
+    got = delta(before, await snapshot(stack))
     assert got[("orderd", "grpc_server_handled_total", labels | {("grpc_code", "Canceled")})] == 1
     assert ("orderd", "grpc_server_handled_total", labels | {("grpc_code", "OK")}) not in got
     # The business counter records the cancelled call too, as its failure result.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stackconfig import write_prometheus_targets
+from stackconfig import targets_on, write_prometheus_targets
 
 from tests.stack.support import PROMETHEUS_DIR
 
@@ -34,7 +34,7 @@ def native_layout(run_dir: Path) -> Path:
     run_dir.mkdir()
     (run_dir / "prometheus.yml").symlink_to(PROMETHEUS_DIR / "prometheus.yml")
     (run_dir / "rules").symlink_to(PROMETHEUS_DIR / "rules", target_is_directory=True)
-    write_prometheus_targets(run_dir / "targets", lambda _job: "127.0.0.1")
+    write_prometheus_targets(run_dir / "targets", targets_on(lambda _job: "127.0.0.1"))
     return run_dir / "prometheus.yml"
 
 

@@ -14,6 +14,7 @@ from stackconfig import (
     SECRET_FILES,
     NotificationUrls,
     main,
+    targets_on,
     write_alertmanager_secrets,
     write_prometheus_targets,
 )
@@ -22,7 +23,7 @@ from tests.stack.support import PROMETHEUS_DIR
 
 
 def test_native_targets_use_one_host_and_label_service_with_the_job(tmp_path: Path) -> None:
-    written = write_prometheus_targets(tmp_path / "targets", lambda _job: "127.0.0.1")
+    written = write_prometheus_targets(tmp_path / "targets", targets_on(lambda _job: "127.0.0.1"))
 
     assert sorted(path.name for path in written) == sorted(f"{job}.json" for job in JOBS)
     assert json.loads((tmp_path / "targets" / "userd.json").read_text()) == [
@@ -44,8 +45,8 @@ def test_ports_follow_the_contract() -> None:
 
 
 def test_rewrite_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) -> None:
-    write_prometheus_targets(tmp_path, lambda _job: "127.0.0.1")
-    write_prometheus_targets(tmp_path, lambda job: job, ports={**METRICS_PORTS, "userd": 19091})
+    write_prometheus_targets(tmp_path, targets_on(lambda _job: "127.0.0.1"))
+    write_prometheus_targets(tmp_path, targets_on(lambda job: job, {**METRICS_PORTS, "userd": 19091}))
 
     assert json.loads((tmp_path / "userd.json").read_text())[0]["targets"] == ["userd:19091"]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{job}.json" for job in JOBS)
@@ -54,11 +55,21 @@ def test_rewrite_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) 
 def test_committed_compose_targets_match_the_generator(tmp_path: Path) -> None:
     """prometheus/targets/compose/ is generated; regenerate with
     `python tools/stackconfig.py prometheus-targets prometheus/targets/compose --compose`."""
-    write_prometheus_targets(tmp_path, lambda job: job)
+    write_prometheus_targets(tmp_path, targets_on(lambda job: job))
     committed = PROMETHEUS_DIR / "targets" / "compose"
     assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
     for path in tmp_path.iterdir():
         assert (committed / path.name).read_text() == path.read_text(), path.name
+
+
+def test_replicas_are_targets_of_one_job_and_every_job_is_required(tmp_path: Path) -> None:
+    targets = {**targets_on(lambda _job: "127.0.0.1"), "userd": ["127.0.0.1:9091", "127.0.0.1:9191"]}
+    write_prometheus_targets(tmp_path, targets)
+    assert json.loads((tmp_path / "userd.json").read_text()) == [
+        {"targets": ["127.0.0.1:9091", "127.0.0.1:9191"], "labels": {"service": "userd"}}
+    ]
+    with pytest.raises(ValueError, match="no targets for jobs"):
+        write_prometheus_targets(tmp_path, {"userd": ["127.0.0.1:9091"]})
 
 
 def test_urls_default_to_the_local_sink() -> None:

@@ -1,9 +1,15 @@
-"""The real stack as processes on loopback, for end-to-end and dashboard tests: the Slack sink,
-userd, orderd, Alertmanager and Prometheus (Debian packages) with the repo's own prometheus.yml,
-rules, alertmanager.yml and templates, unedited, plus the load generator driving traffic.
+"""The stack `make up` starts, for end-to-end and dashboard tests: the same component table
+(tools/nativestack/components.py), started and supervised by the same supervisor, on free ports in a
+temporary folder, with the repo's own prometheus.yml, rules, alertmanager.yml and templates.
 
-Ports are chosen free at start, so a running `make up` demo does not collide with the tests. Every
-process is killed at the end of the session; every wait is bounded."""
+The one difference is `TEST_OVERRIDES`, the documented override the table accepts:
+- `BCRYPT_ROUNDS=4`: registrations and logins cost ~1 ms instead of ~250 ms, so the load generator's
+  pool and the brute-force burst do not take a core for minutes;
+- `LOG_FORMAT=json`: tests read service logs as JSON lines;
+- loadgen `--users 6 --seed 7`: a small pool registered quickly, the same mix on every run.
+tests/integration/test_stack_description.py fails if anything else differs.
+
+Every process is stopped at the end; every wait is bounded."""
 
 from __future__ import annotations
 
@@ -11,9 +17,9 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -24,18 +30,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stackconfig import (
-    NotificationUrls,
-    write_alertmanager_secrets,
-    write_prometheus_targets,
+from nativestack.components import (
+    Binaries,
+    Ports,
+    StackOverrides,
+    StackSettings,
+    components,
+    prepare_run_dir,
 )
-
-from tests.support.processes import ROOT, free_port, wait_serving
+from nativestack.prerequisites import ALERTMANAGER_BINARIES
+from nativestack.supervisor import StopRequest, Supervisor
 
 JWT_SECRET = "live-stack-secret-" + "y" * 32
-# Rate windows in the rules are 1m: this much traffic makes every rate and ratio rule return data.
+FAULT_TOKEN = "live-stack-fault-token-" + "z" * 16
+# Rate windows in the rules are 1m: this much scraped traffic makes every rate and ratio rule return data.
 WARMUP_SECONDS = 75.0
-ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+LOADGEN_RPS = "15"
+TEST_OVERRIDES = StackOverrides(
+    service_env={"BCRYPT_ROUNDS": "4", "LOG_FORMAT": "json"},
+    loadgen_args=("--users", "6", "--seed", "7"),
+)
 
 
 def http_json(url: str, data: bytes | None = None, method: str | None = None, timeout: float = 5.0) -> Any:
@@ -64,57 +78,68 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
     return time.monotonic() - start
 
 
-@dataclass
-class Process:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    cwd: Path = ROOT
-    proc: subprocess.Popen[bytes] | None = None
+def binaries() -> Binaries:
+    prometheus = shutil.which("prometheus")
+    alertmanager = next((p for name in ALERTMANAGER_BINARIES if (p := shutil.which(name))), None)
+    if prometheus is None or alertmanager is None:
+        pytest.skip(
+            "prometheus and prometheus-alertmanager are needed (apt-get install prometheus prometheus-alertmanager)"
+        )
+    return Binaries(prometheus, alertmanager, Path(sys.executable).parent)
 
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
-            )
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def live_settings(root: Path, ports: Ports | None = None) -> StackSettings:
+    return StackSettings(
+        run_dir=root / "run",
+        data_dir=root / "data",
+        ports=ports or Ports.free(),
+        binaries=binaries(),
+        loadgen_rps=LOADGEN_RPS,
+        overrides=TEST_OVERRIDES,
+    )
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+
+def base_env() -> dict[str, str]:
+    """What `.env` holds for `make up`: the secrets."""
+    return {**os.environ, "JWT_SECRET": JWT_SECRET, "FAULT_INJECTION_TOKEN": FAULT_TOKEN}
 
 
 @dataclass
 class LiveStack:
     root: Path
-    ports: dict[str, int]
-    processes: dict[str, Process] = field(default_factory=dict)
+    settings: StackSettings
+    supervisor: Supervisor
     started_at: float = 0.0
+    _stopping: StopRequest = field(default_factory=StopRequest)
+    _watcher: threading.Thread | None = None
+
+    @property
+    def ports(self) -> Ports:
+        return self.settings.ports
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['prometheus']}"
+        return f"http://127.0.0.1:{self.ports.prometheus}"
 
     @property
     def alertmanager_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['alertmanager']}"
+        return f"http://127.0.0.1:{self.ports.alertmanager}"
 
     @property
     def sink_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['slacksink']}"
+        return f"http://127.0.0.1:{self.ports.slacksink}"
 
     @property
     def url(self) -> str:
         return self.prometheus_url
+
+    @property
+    def userd_target(self) -> str:
+        return self.ports.userd[0].grpc_addr
+
+    @property
+    def orderd_target(self) -> str:
+        return self.ports.orderd.grpc_addr
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query; raises on a query error."""
@@ -130,174 +155,51 @@ class LiveStack:
         messages: list[dict[str, Any]] = body["messages"]
         return messages
 
-    def service_env(self, name: str) -> dict[str, str]:
-        env = {
-            "GRPC_ADDR": f"127.0.0.1:{self.ports[name + '_grpc']}",
-            "METRICS_ADDR": f"127.0.0.1:{self.ports[name]}",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{self.root / (name + '.sqlite3')}",
-            "FAULT_INJECTION_ENABLED": "true",
-            "LOG_FORMAT": "json",
-        }
-        if name == "userd":
-            env |= {"JWT_SECRET": JWT_SECRET, "BCRYPT_ROUNDS": "4"}
-        else:
-            env |= {"USERD_ADDR": f"127.0.0.1:{self.ports['userd_grpc']}"}
-        return env
+    def hold(self, name: str, seconds: float) -> None:
+        """What `make chaos-down` does: the supervisor stops it and keeps it down."""
+        self.supervisor.hold(name, seconds)
 
-    def start_service(self, name: str) -> None:
-        process = Process(
-            name, [sys.executable, "-m", name], self.service_env(name), self.root / f"{name}.log"
-        )
-        self.processes[name] = process
-        process.start()
-        wait_serving(self.ports[name + "_grpc"], timeout=30)
+    def release(self, name: str) -> None:
+        self.supervisor.release(name)
 
-    def kill_service(self, name: str) -> None:
-        self.processes[name].kill()
+    def kill(self, name: str) -> None:
+        """`kill -9` of the component's pid; the supervisor restarts it."""
+        self.supervisor.kill(name, signal.SIGKILL)
+
+    def start_watching(self) -> None:
+        self._watcher = threading.Thread(target=self.supervisor.watch, args=(self._stopping,), daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.supervisor.stop_all()
 
 
-def _find(binaries: tuple[str, ...]) -> str | None:
-    return next((path for name in binaries if (path := shutil.which(name))), None)
-
-
-def _link(target: Path, at: Path) -> None:
-    at.symlink_to(target)
-
-
-def start_live_stack(root: Path, loadgen_rps: float = 15.0) -> LiveStack:
-    prometheus = shutil.which("prometheus")
-    alertmanager = _find(ALERTMANAGER_BINARIES)
-    if prometheus is None or alertmanager is None:
-        pytest.skip(
-            "prometheus and prometheus-alertmanager are needed (apt-get install prometheus prometheus-alertmanager)"
-        )
-    names = (
-        "slacksink",
-        "userd",
-        "userd_grpc",
-        "orderd",
-        "orderd_grpc",
-        "alertmanager",
-        "prometheus",
-        "loadgen",
-    )
-    stack = LiveStack(root, {name: free_port() for name in names})
+def start_live_stack(root: Path, settings: StackSettings | None = None) -> LiveStack:
+    settings = settings or live_settings(root)
+    env = base_env()
+    prepare_run_dir(settings, env)
+    supervisor = Supervisor(components(settings), settings.run_dir, env, echo=False, report=lambda _m: None)
+    stack = LiveStack(root, settings, supervisor)
     try:
-        _start_processes(stack, prometheus, alertmanager, loadgen_rps)
+        if not supervisor.start_all(StopRequest()):
+            raise RuntimeError("live stack start-up interrupted")
     except BaseException:
         # The caller only gets a stack to stop once start-up succeeded: whatever did start before a
         # timeout, a failed spawn or Ctrl-C would otherwise outlive the test session.
-        stack.stop()
+        supervisor.stop_all()
         raise
+    stack.started_at = time.monotonic()
+    stack.start_watching()
     return stack
 
 
-def _start_processes(stack: LiveStack, prometheus: str, alertmanager: str, loadgen_rps: float) -> None:
-    """Each process is registered in `stack.processes` before it is spawned, so stack.stop() reaches
-    everything started so far."""
-    root, ports = stack.root, stack.ports
-    sink = Process(
-        "slacksink",
-        [sys.executable, "-m", "slacksink", "--addr", f"127.0.0.1:{ports['slacksink']}"],
-        {},
-        root / "slacksink.log",
-    )
-    stack.processes["slacksink"] = sink
-    sink.start()
-    wait_until(lambda: http_ok(f"{stack.sink_url}/healthz"), 20, "slack sink healthy")
-
-    stack.start_service("userd")
-    stack.start_service("orderd")
-
-    am_dir = root / "alertmanager"
-    am_dir.mkdir()
-    _link(ROOT / "alertmanager" / "alertmanager.yml", am_dir / "alertmanager.yml")
-    _link(ROOT / "alertmanager" / "templates", am_dir / "templates")
-    write_alertmanager_secrets(am_dir, NotificationUrls.from_env({}, stack.sink_url))
-    am = Process(
-        "alertmanager",
-        [
-            alertmanager,
-            f"--config.file={am_dir / 'alertmanager.yml'}",
-            f"--storage.path={am_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            f"--web.external-url={stack.alertmanager_url}",
-            "--cluster.listen-address=",
-        ],
-        {},
-        root / "alertmanager.log",
-        # api_url_file is opened relative to the working directory (see tools/up.py).
-        cwd=am_dir,
-    )
-    stack.processes["alertmanager"] = am
-    am.start()
-    wait_until(lambda: http_ok(f"{stack.alertmanager_url}/-/ready"), 30, "alertmanager ready")
-
-    prom_dir = root / "prometheus"
-    prom_dir.mkdir()
-    _link(ROOT / "prometheus" / "prometheus.yml", prom_dir / "prometheus.yml")
-    _link(ROOT / "prometheus" / "rules", prom_dir / "rules")
-    write_prometheus_targets(
-        prom_dir / "targets",
-        lambda _job: "127.0.0.1",
-        {job: ports[job] for job in ("userd", "orderd", "loadgen", "prometheus", "alertmanager")},
-    )
-    prom = Process(
-        "prometheus",
-        [
-            prometheus,
-            f"--config.file={prom_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={prom_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            f"--web.external-url={stack.prometheus_url}",
-            "--enable-feature=exemplar-storage",
-        ],
-        {},
-        root / "prometheus.log",
-    )
-    stack.processes["prometheus"] = prom
-    prom.start()
-    wait_until(lambda: http_ok(f"{stack.prometheus_url}/-/ready"), 30, "prometheus ready")
-
-    loadgen = Process(
-        "loadgen",
-        [
-            sys.executable,
-            "-m",
-            "loadgen",
-            "--rps",
-            str(loadgen_rps),
-            "--users",
-            "6",
-            "--seed",
-            "7",
-            "--target-userd",
-            f"127.0.0.1:{ports['userd_grpc']}",
-            "--target-orderd",
-            f"127.0.0.1:{ports['orderd_grpc']}",
-            "--userd-admin",
-            f"http://127.0.0.1:{ports['userd']}",
-            "--orderd-admin",
-            f"http://127.0.0.1:{ports['orderd']}",
-            "--pool-file",
-            str(root / "loadgen-users.json"),
-            "--metrics-addr",
-            f"127.0.0.1:{ports['loadgen']}",
-        ],
-        {},
-        root / "loadgen.log",
-    )
-    stack.processes["loadgen"] = loadgen
-    loadgen.start()
-    stack.started_at = time.monotonic()
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_stack() -> Iterator[LiveStack]:
+    """A stack of its own for each test module, so modules run side by side (pytest-xdist
+    distributes by file) and one module's faults never show in another's alerts."""
     root = Path(tempfile.mkdtemp(prefix="live-stack-"))
     stack = start_live_stack(root)
     try:
@@ -310,10 +212,17 @@ def live_stack() -> Iterator[LiveStack]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_prometheus(live_stack: LiveStack) -> LiveStack:
-    """The live stack once Prometheus holds at least WARMUP_SECONDS of traffic."""
-    remaining = WARMUP_SECONDS - (time.monotonic() - live_stack.started_at)
-    if remaining > 0:
-        time.sleep(remaining)
+    """The live stack once Prometheus holds WARMUP_SECONDS of scrapes of every job, with traffic."""
+    window = f"{WARMUP_SECONDS:.0f}s"
+    # 5 s scrapes: a full window holds WARMUP_SECONDS / 5 samples; one missed scrape is tolerated.
+    enough = WARMUP_SECONDS / 5 - 1
+
+    def warm() -> bool:
+        samples = live_stack.query(f"min(count_over_time(up[{window}]))")
+        traffic = live_stack.query('sum(rate(grpc_server_handled_total{job="orderd"}[1m])) > 0')
+        return bool(samples) and float(samples[0]["value"][1]) >= enough and bool(traffic)
+
+    wait_until(warm, WARMUP_SECONDS * 3, "Prometheus warmed up", interval=2)
     return live_stack

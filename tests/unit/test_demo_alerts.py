@@ -98,6 +98,19 @@ def test_the_earliest_firing_message_counts() -> None:
     assert demo_alerts.first_firing(found, key, STARTED) == at[1]
 
 
+class FakeClock:
+    """time.monotonic and time.sleep for code that polls: sleeping advances the clock at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def am_alert(alertname: str, **labels: str) -> dict[str, Any]:
     """One entry of Alertmanager's GET /api/v2/alerts answer (the fields this tool reads, and some)."""
     return {
@@ -133,16 +146,18 @@ def test_wait_quiet_polls_until_only_the_watchdog_is_left(monkeypatch: pytest.Mo
         return answers[len(calls) - 1]
 
     monkeypatch.setattr(demo_alerts, "active_alerts", active)
-    monkeypatch.setattr(demo_alerts, "POLL_SECONDS", 0.0)
-    assert demo_alerts.wait_quiet("http://am", limit=60) == []
+    clock = FakeClock()
+    assert demo_alerts.wait_quiet("http://am", limit=60, sleep=clock.sleep, clock=clock) == []
     assert calls == ["http://am"] * 3
+    assert clock.now == 2 * demo_alerts.POLL_SECONDS
 
 
 def test_wait_quiet_gives_up_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     stuck = [AlertKey("ErrorBudgetBurnSlow", "orderd")]
     monkeypatch.setattr(demo_alerts, "active_alerts", lambda _url: stuck)
-    monkeypatch.setattr(demo_alerts, "POLL_SECONDS", 0.01)
-    assert demo_alerts.wait_quiet("http://am", limit=0.05) == stuck
+    clock = FakeClock()
+    assert demo_alerts.wait_quiet("http://am", limit=10, sleep=clock.sleep, clock=clock) == stuck
+    assert 10 <= clock.now < 10 + demo_alerts.POLL_SECONDS
 
 
 def test_expected_alerts_are_rules_that_keep_the_service_label() -> None:

@@ -31,7 +31,7 @@ async def test_a_cancelled_use_case_counts_as_the_fallback_and_stays_cancelled()
     async def use_case() -> None:
         with calls.recording():
             entered.set()
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # until cancelled
 
     task = asyncio.create_task(use_case())
     await entered.wait()

@@ -10,6 +10,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -207,13 +208,32 @@ async def test_metrics_endpoint_while_running(tmp_path: Path) -> None:
         await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2))
 
 
+async def eventually(check: Callable[[], bool], within: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, f"condition not met within {within}s"
+        await asyncio.sleep(0.02)
+
+
+ORDER_SERVICE = "order.v1.OrderService"
+
+
+def orderd_calls(stack: LoadgenStack) -> float:
+    return sum(
+        stack.orderd_value(
+            "grpc_server_started_total", grpc_type="unary", grpc_service=ORDER_SERVICE, grpc_method=m
+        )
+        for m in ("CreateOrder", "GetOrder", "ListOrders")
+    )
+
+
 async def test_stop_event_ends_the_run_and_clears_faults(tmp_path: Path) -> None:
     async with loadgen_stack(tmp_path) as stack:
         stop = asyncio.Event()
         config = stack.config(tmp_path, scenario="outage", duration=None, rps=20)
         task = asyncio.create_task(run(config, stop=stop, out=io.StringIO(), err=io.StringIO()))
-        await asyncio.sleep(1.2)
-        assert stack.userd_faults.state.error is not None
+        await eventually(lambda: stack.userd_faults.state.error is not None, within=15)
         stop.set()
         result = await asyncio.wait_for(task, 10)
         assert stack.userd_faults.state == FaultState()
@@ -243,13 +263,9 @@ async def test_cli_ctrl_c_prints_the_summary_and_clears_faults(tmp_path: Path) -
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            # Wait until the faults are on, i.e. the run has started.
-            for _ in range(200):
-                if stack.userd_faults.state.error is not None:
-                    break
-                await asyncio.sleep(0.05)
-            assert stack.userd_faults.state.error is not None
-            await asyncio.sleep(1)
+            # The run has started (faults on) and sent traffic that orderd answered.
+            await eventually(lambda: stack.userd_faults.state.error is not None, within=15)
+            await eventually(lambda: orderd_calls(stack) >= 5, within=15)
             process.send_signal(signal.SIGINT)
             stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
         finally:

@@ -50,7 +50,9 @@ class FakeUsers:
         return user_pb2.RegisterResponse()
 
     async def Login(self, request: user_pb2.LoginRequest, **options: Any) -> Any:
-        await asyncio.sleep(0.01)
+        # A few turns of the loop "on the wire", so concurrent callers overlap with it.
+        for _ in range(5):
+            await asyncio.sleep(0)
         if self.unavailable:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE)
         if self.accounts.get(request.email) != request.password:

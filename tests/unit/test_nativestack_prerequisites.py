@@ -1,5 +1,6 @@
-"""tools/up.py's decisions without installing or running anything: apt/systemd (fake command
-runner) and the port-in-use message. Real ports, signals and processes: tests/integration/test_up_native.py."""
+"""tools/nativestack/prerequisites.py's decisions without installing or running anything: apt/systemd
+(fake command runner) and the port-in-use message. Real ports, signals and processes:
+tests/integration/test_supervisor.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import up
+from nativestack import prerequisites as pre
+from nativestack.prerequisites import StackError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +34,7 @@ class FakeRunner:
 
 
 def test_install_without_recommends_then_disable_the_units_on_systemd() -> None:
-    assert up.install_commands(["prometheus", "prometheus-alertmanager"], systemd=True) == [
+    assert pre.install_commands(["prometheus", "prometheus-alertmanager"], systemd=True) == [
         [
             "apt-get",
             "install",
@@ -47,14 +49,14 @@ def test_install_without_recommends_then_disable_the_units_on_systemd() -> None:
 
 
 def test_no_systemctl_without_systemd() -> None:
-    assert up.install_commands(["prometheus"], systemd=False) == [
+    assert pre.install_commands(["prometheus"], systemd=False) == [
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]
     ]
 
 
 def test_install_runs_update_install_and_disable_in_order() -> None:
     run = FakeRunner()
-    up.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
+    pre.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
     assert [command[:2] for command in run.commands] == [
         ["apt-get", "update"],
         ["apt-get", "install"],
@@ -64,14 +66,14 @@ def test_install_runs_update_install_and_disable_in_order() -> None:
 
 def test_a_failed_update_is_not_fatal() -> None:
     run = FakeRunner({("apt-get", "update"): 100})
-    up.install_packages(["prometheus"], systemd=False, run=run)
+    pre.install_packages(["prometheus"], systemd=False, run=run)
     assert [command[:2] for command in run.commands] == [["apt-get", "update"], ["apt-get", "install"]]
 
 
 def test_a_failed_install_is_one_stack_error_line_and_nothing_is_disabled() -> None:
     run = FakeRunner({("apt-get", "install"): 100})
-    with pytest.raises(up.StackError) as caught:
-        up.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
+    with pytest.raises(StackError) as caught:
+        pre.install_packages(["prometheus", "prometheus-alertmanager"], systemd=True, run=run)
     message = str(caught.value)
     assert "\n" not in message
     assert "apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager" in message
@@ -79,25 +81,9 @@ def test_a_failed_install_is_one_stack_error_line_and_nothing_is_disabled() -> N
     assert not any(command[0] == "systemctl" for command in run.commands)
 
 
-def test_main_prints_a_failed_install_as_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def failing_install() -> tuple[str, str]:
-        up.install_packages(["prometheus"], systemd=False, run=FakeRunner({("apt-get", "install"): 100}))
-        raise AssertionError("unreachable")
-
-    monkeypatch.setattr(up, "docker_engine_answers", lambda: False)
-    monkeypatch.setattr(up, "read_dotenv", lambda _path: {"JWT_SECRET": "x" * 32})
-    monkeypatch.setattr(up, "find_binaries", failing_install)
-    assert up.main(["up", "--mode", "native"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("make up: `apt-get install")
-    assert err.count("\n") == 1
-
-
 def test_a_failed_disable_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
     run = FakeRunner({("systemctl", "disable"): 1})
-    up.install_packages(["prometheus"], systemd=True, run=run)
+    pre.install_packages(["prometheus"], systemd=True, run=run)
     assert "warning: `systemctl disable --now prometheus` failed" in capsys.readouterr().err
 
 
@@ -119,35 +105,35 @@ class FakeHost:
 def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     fake = FakeHost()
     monkeypatch.setattr(shutil, "which", fake.which)
-    monkeypatch.setattr(up, "install_packages", fake.install)
-    monkeypatch.setattr(up, "can_apt_install", lambda: True)
-    monkeypatch.setattr(up, "systemd_running", lambda: True)
+    monkeypatch.setattr(pre, "install_packages", fake.install)
+    monkeypatch.setattr(pre, "can_apt_install", lambda: True)
+    monkeypatch.setattr(pre, "systemd_running", lambda: True)
     return fake
 
 
 def test_both_missing_are_installed_in_one_go(host: FakeHost) -> None:
-    assert up.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
+    assert pre.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
     assert host.installs == [(["prometheus", "prometheus-alertmanager"], True)]
 
 
 def test_only_the_missing_package_is_installed(host: FakeHost) -> None:
     # So only its unit is disabled: a Prometheus installed before is someone else's business.
     host.present.add("prometheus")
-    up.find_binaries()
+    pre.find_binaries()
     assert host.installs == [(["prometheus-alertmanager"], True)]
 
 
 def test_nothing_is_installed_when_both_are_there(host: FakeHost) -> None:
     host.present.update({"prometheus", "alertmanager"})
-    assert up.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/alertmanager")
+    assert pre.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/alertmanager")
     assert host.installs == []
 
 
 def test_without_apt_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    monkeypatch.setattr(up, "can_apt_install", lambda: False)
-    with pytest.raises(up.StackError, match="sudo apt-get install prometheus`"):
-        up.find_binaries()
+    monkeypatch.setattr(pre, "can_apt_install", lambda: False)
+    with pytest.raises(StackError, match="sudo apt-get install prometheus`"):
+        pre.find_binaries()
 
 
 @pytest.mark.parametrize(
@@ -160,15 +146,15 @@ def test_systemd_running_needs_systemctl_and_a_running_systemd(
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/systemctl" if systemctl else None)
     if run_dir:
         (tmp_path / "system").mkdir()
-    monkeypatch.setattr(up, "SYSTEMD_RUN_DIR", tmp_path / "system")
-    assert up.systemd_running() is expected
+    monkeypatch.setattr(pre, "SYSTEMD_RUN_DIR", tmp_path / "system")
+    assert pre.systemd_running() is expected
 
 
 # --- ports already in use ----------------------------------------------------------------------------
 
 
 def test_port_message_without_a_debian_unit() -> None:
-    message = up.port_in_use_message([(9090, "prometheus http")], [])
+    message = pre.port_in_use_message([(9090, "prometheus http")], [])
     assert (
         message
         == "port already in use: 9090 (prometheus http). Stop whatever holds it (`make down`?) and retry."
@@ -176,7 +162,7 @@ def test_port_message_without_a_debian_unit() -> None:
 
 
 def test_port_message_names_the_active_debian_units() -> None:
-    message = up.port_in_use_message(
+    message = pre.port_in_use_message(
         [(9090, "prometheus http"), (9093, "alertmanager http")], ["prometheus", "prometheus-alertmanager"]
     )
     assert message.startswith("port already in use: 9090 (prometheus http), 9093 (alertmanager http). ")
@@ -186,15 +172,15 @@ def test_port_message_names_the_active_debian_units() -> None:
 
 
 def test_active_units_asks_systemctl_per_unit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(up, "systemd_running", lambda: True)
+    monkeypatch.setattr(pre, "systemd_running", lambda: True)
     run = FakeRunner({("systemctl", "is-active"): 0})
-    assert up.active_units(["prometheus"], run=run) == ["prometheus"]
+    assert pre.active_units(["prometheus"], run=run) == ["prometheus"]
     assert run.commands == [["systemctl", "is-active", "--quiet", "prometheus"]]
-    assert up.active_units(["prometheus"], run=FakeRunner({("systemctl", "is-active"): 3})) == []
+    assert pre.active_units(["prometheus"], run=FakeRunner({("systemctl", "is-active"): 3})) == []
 
 
 def test_active_units_without_systemd_asks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(up, "systemd_running", lambda: False)
+    monkeypatch.setattr(pre, "systemd_running", lambda: False)
     run = FakeRunner()
-    assert up.active_units(["prometheus"], run=run) == []
+    assert pre.active_units(["prometheus"], run=run) == []
     assert run.commands == []
