@@ -8,9 +8,9 @@ from pathlib import Path
 from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2
 from grpcdemo.observability.service import ServiceObservability
-from grpcdemo.persistence import engine as db
-from grpcdemo.persistence.timing import QueryTimer
+from grpcdemo.persistence.database import Database
 from grpcdemo.runtime.host import ServiceHost
+from prometheus_client import CollectorRegistry
 
 from orderd.auth import UserdAuthenticator, open_channel
 from orderd.config import OrderdConfig
@@ -35,7 +35,12 @@ class Overrides:
 
 
 async def migrate(config: OrderdConfig) -> None:
-    await db.migrate_url(config.common.database_url, MIGRATIONS, VERSION_TABLE)
+    """`orderd migrate`: upgrade DATABASE_URL to head and exit."""
+    db = Database(config.common.database_url, service="orderd", registry=CollectorRegistry(), operations=())
+    try:
+        await db.migrate(MIGRATIONS, VERSION_TABLE)
+    finally:
+        await db.close()
 
 
 async def create_server(config: OrderdConfig, overrides: Overrides | None = None) -> ServiceHost:
@@ -44,11 +49,10 @@ async def create_server(config: OrderdConfig, overrides: Overrides | None = None
     try:
         orders = overrides.orders
         if orders is None:
-            engine = db.create_engine(config.common.database_url)
-            host.on_stop(engine.dispose)
-            if config.migrate_on_start:
-                await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
-            orders = sql.SqlOrderRepository(engine, QueryTimer("orderd", sql.OPERATIONS, host.registry))
+            db = await host.open_database(
+                sql.OPERATIONS, MIGRATIONS if config.migrate_on_start else None, VERSION_TABLE
+            )
+            orders = sql.SqlOrderRepository(db)
         # The hop to userd is what the client metrics measure: same interceptors, same registry.
         host.observability.preinitialize_client(USER_SERVICE)
         channel = open_channel(config.userd_addr, host.observability.client_interceptors())

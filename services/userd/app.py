@@ -7,9 +7,9 @@ from pathlib import Path
 
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 from grpcdemo.observability.service import ServiceObservability
-from grpcdemo.persistence import engine as db
-from grpcdemo.persistence.timing import QueryTimer
+from grpcdemo.persistence.database import Database
 from grpcdemo.runtime.host import ServiceHost
+from prometheus_client import CollectorRegistry
 
 from userd.config import UserdConfig
 from userd.domain.accounts import Accounts, Clock, UserRepository, utc_now
@@ -35,7 +35,12 @@ class Overrides:
 
 
 async def migrate(config: UserdConfig) -> None:
-    await db.migrate_url(config.common.database_url, MIGRATIONS, VERSION_TABLE)
+    """`userd migrate`: upgrade DATABASE_URL to head and exit."""
+    db = Database(config.common.database_url, service="userd", registry=CollectorRegistry(), operations=())
+    try:
+        await db.migrate(MIGRATIONS, VERSION_TABLE)
+    finally:
+        await db.close()
 
 
 async def create_server(config: UserdConfig, overrides: Overrides | None = None) -> ServiceHost:
@@ -44,11 +49,10 @@ async def create_server(config: UserdConfig, overrides: Overrides | None = None)
     try:
         users = overrides.users
         if users is None:
-            engine = db.create_engine(config.common.database_url)
-            host.on_stop(engine.dispose)
-            if config.migrate_on_start:
-                await db.migrate(engine, MIGRATIONS, VERSION_TABLE)
-            users = sql.SqlUserRepository(engine, QueryTimer("userd", sql.OPERATIONS, host.registry))
+            db = await host.open_database(
+                sql.OPERATIONS, MIGRATIONS if config.migrate_on_start else None, VERSION_TABLE
+            )
+            users = sql.SqlUserRepository(db)
         tokens = TokenService(
             TokenSettings(
                 secret=config.jwt_secret,

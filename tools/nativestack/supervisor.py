@@ -155,6 +155,12 @@ class Supervisor:
     def process(self, name: str) -> subprocess.Popen[bytes] | None:
         return self._children[name].proc
 
+    def pid(self, name: str) -> int:
+        proc = self._children[name].proc
+        if proc is None:
+            raise KeyError(f"{name} is not running")
+        return proc.pid
+
     def running(self, name: str) -> bool:
         proc = self._children[name].proc
         return proc is not None and proc.poll() is None

@@ -41,7 +41,7 @@ import grpc
 
 from grpcdemo.observability.counting import CountingAsyncIterator
 from grpcdemo.observability.grpc_metrics import GrpcServerMetrics, MethodMetrics
-from grpcdemo.observability.grpc_names import OK, grpc_type_of
+from grpcdemo.observability.grpc_names import OK, go_code_name, grpc_type_of
 from grpcdemo.observability.server_status import (
     code_of_none_response,
     code_on_exception,
@@ -149,15 +149,41 @@ class _ThrottledWarning:
         self._logger.warning(message, extra=extra)
 
 
-class _CountingContext:
-    """Servicer context of a streaming handler: counts `read()`/`write()`, the reader/writer API
-    grpc.aio offers besides iterators."""
+class _CallContext:
+    """The servicer context a wrapped handler sees: the real one, except that
 
-    __slots__ = ("_context", "_metrics")
+    - `abort()` records the call's outcome before grpc sends the status (grpc.aio sends it inside
+      `abort()`, so a wrapper recording afterwards would let the caller see the status, and scrape,
+      before the metrics have it);
+    - `read()` and `write()`, the reader/writer API grpc.aio offers for streams besides iterators,
+      count their messages.
 
-    def __init__(self, context: Any, metrics: MethodMetrics) -> None:
+    The wrapper's own aborts (admission, faults, error mapping) go through it too."""
+
+    __slots__ = ("_context", "_exemplar", "_m", "_start", "settled")
+
+    def __init__(self, context: Any, m: MethodMetrics, exemplar: dict[str, str] | None) -> None:
         self._context = context
-        self._metrics = metrics
+        self._m = m
+        self._exemplar = exemplar
+        self._start = perf_counter()
+        self.settled = False
+
+    def settle(self, code: str, sent: int = 0) -> None:
+        """Records the call's end once; later calls do nothing."""
+        if not self.settled:
+            self.settled = True
+            self._m.finish(code, perf_counter() - self._start, self._exemplar, sent=sent)
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = None) -> None:
+        self.settle(go_code_name(code))
+        if trailing_metadata is None:
+            await self._context.abort(code, details)
+        else:
+            await self._context.abort(code, details, trailing_metadata)
+
+    async def abort_with_status(self, status: Any) -> None:
+        await self.abort(status.code, status.details, status.trailing_metadata)
 
     async def read(self) -> Any:
         message = await self._context.read()
@@ -165,12 +191,23 @@ class _CountingContext:
             return message
         if isinstance(message, UndecodableRequest):
             raise UndecodableMessage(message.type_name)
-        self._metrics.received()
+        self._m.received()
         return message
 
     async def write(self, message: Any) -> None:
         await self._context.write(message)
-        self._metrics.sent()
+        self._m.sent()
+
+    # The methods handlers call on every request, without __getattr__'s detour.
+    def invocation_metadata(self) -> Any:
+        return self._context.invocation_metadata()
+
+    def time_remaining(self) -> float | None:
+        remaining: float | None = self._context.time_remaining()
+        return remaining
+
+    def code(self) -> Any:
+        return self._context.code()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -313,20 +350,18 @@ class HandlerWrapper:
                 request = _CheckedRequests(request, m.received)
             else:
                 m.start(received=1)
-            inner_context = _CountingContext(context, m) if request_streaming or counts_writes else context
-            exemplar = trace_exemplar()
+            call = _CallContext(context, m, trace_exemplar())
             if not exempt:
                 self._active += 1
-            start = perf_counter()
             code = OK
             try:
-                await self._admit(path, request, context, exempt)
+                await self._admit(path, request, call, exempt)
                 try:
-                    response = await behavior(request, inner_context)
+                    response = await behavior(request, call)
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
-                    await self._on_error(path, exc, context)
+                    await self._on_error(path, exc, call)
                     raise
             except asyncio.CancelledError:
                 code = code_on_interruption(context.time_remaining())
@@ -342,8 +377,7 @@ class HandlerWrapper:
             finally:
                 if not exempt:
                     self._active -= 1
-                sent = 1 if code == OK and not counts_writes else 0
-                m.finish(code, perf_counter() - start, exemplar, sent=sent)
+                call.settle(code, sent=1 if code == OK and not counts_writes else 0)
                 if spans is not None:
                     spans.end(span, token, code)
 
@@ -368,14 +402,13 @@ class HandlerWrapper:
                 request = _CheckedRequests(request, m.received)
             else:
                 m.start(received=1)
-            exemplar = trace_exemplar()
+            call = _CallContext(context, m, trace_exemplar())
             if not exempt:
                 self._active += 1
-            start = perf_counter()
             code = OK
             try:
-                await self._admit(path, request, context, exempt)
-                responses = behavior(request, _CountingContext(context, m))
+                await self._admit(path, request, call, exempt)
+                responses = behavior(request, call)
                 try:
                     async for response in responses:
                         yield response
@@ -384,7 +417,7 @@ class HandlerWrapper:
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
-                    await self._on_error(path, exc, context)
+                    await self._on_error(path, exc, call)
                     raise
                 finally:
                     await responses.aclose()
@@ -401,7 +434,7 @@ class HandlerWrapper:
             finally:
                 if not exempt:
                     self._active -= 1
-                m.finish(code, perf_counter() - start, exemplar)
+                call.settle(code)
                 if spans is not None:
                     spans.end(span, token, code)
 

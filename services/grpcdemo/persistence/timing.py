@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -23,22 +21,8 @@ class QueryTimer:
             registry=registry,
         )
         # Operations are a fixed set, known up front: pre-creating the children keeps the label
-        # bounded and makes the series exist from the first scrape.
-        self._children = {op: histogram.labels(operation=op) for op in operations}
+        # bounded and makes the series exist from the first scrape. `ping` is the health probe's.
+        self._children = {op: histogram.labels(operation=op) for op in (*operations, "ping")}
 
-    @contextmanager
-    def time(self, operation: str) -> Iterator[None]:
-        child = self._children[operation]
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            child.observe(time.perf_counter() - start)
-
-
-class NullTimer:
-    """For repositories built without metrics (unit tests, tools)."""
-
-    @contextmanager
-    def time(self, operation: str) -> Iterator[None]:
-        yield
+    def observe(self, operation: str, seconds: float) -> None:
+        self._children[operation].observe(seconds)

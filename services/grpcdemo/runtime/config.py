@@ -107,6 +107,10 @@ class CommonConfig:
     log_level: str
     log_format: str
     shutdown_grace_seconds: float
+    shutdown_drain_seconds: float
+    max_concurrent_rpcs: int
+    max_connection_age_seconds: float
+    max_connection_age_grace_seconds: float
     fault_injection_enabled: bool
     fault_injection_token: str | None
 
@@ -123,6 +127,14 @@ def read_common(env: Env, *, service_name: str, grpc_default: str, metrics_defau
         log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
         log_format=env.choice("LOG_FORMAT", "console", ("json", "console")),
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0),
+        shutdown_drain_seconds=env.number("SHUTDOWN_DRAIN_SECONDS", 0.0, minimum=0.0, maximum=300.0),
+        max_concurrent_rpcs=env.integer("GRPC_MAX_CONCURRENT_RPCS", 256, minimum=1, maximum=100_000),
+        max_connection_age_seconds=env.number(
+            "GRPC_MAX_CONNECTION_AGE_SECONDS", 300.0, minimum=1.0, maximum=86_400.0
+        ),
+        max_connection_age_grace_seconds=env.number(
+            "GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", 30.0, minimum=0.0, maximum=3_600.0
+        ),
         fault_injection_enabled=env.boolean("FAULT_INJECTION_ENABLED", False),
         fault_injection_token=_fault_token(env),
     )

@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from grpcdemo.observability.server import HandlerWrapper, InstrumentedServer
-from grpcdemo.runtime.config import HostPort
+from grpcdemo.runtime.config import CommonConfig, HostPort
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,16 @@ class RunningServer:
         await self.server.stop(grace_seconds)
 
 
+def server_options(config: CommonConfig) -> list[tuple[str, int]]:
+    """Connections are recycled after GRPC_MAX_CONNECTION_AGE_SECONDS (GOAWAY, then in-flight calls
+    get the grace period): clients re-resolve their target, so replicas added later receive calls
+    too. A client sees no failed call, since grpc retries a call refused by a GOAWAY transparently."""
+    return [
+        ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000)),
+    ]
+
+
 async def start_grpc_server(
     addr: HostPort,
     register: Registrar,
@@ -63,6 +73,7 @@ async def start_grpc_server(
     *,
     options: Sequence[tuple[str, Any]] = (),
     maximum_concurrent_rpcs: int | None = None,
+    serving: bool = True,
 ) -> RunningServer:
     server = grpc.aio.server(options=list(options), maximum_concurrent_rpcs=maximum_concurrent_rpcs)
     instrumented = InstrumentedServer(server, wrapper)
@@ -78,6 +89,6 @@ async def start_grpc_server(
         raise OSError(f"cannot bind gRPC address {addr}")
     await server.start()
     running = RunningServer(server, port, health_servicer, tuple(service_names))
-    await running.set_serving(True)
+    await running.set_serving(serving)
     log.info("gRPC server listening", extra={"addr": f"{addr.host}:{port}"})
     return running

@@ -1,5 +1,5 @@
-from grpcdemo.persistence.migrations_env import run
+from grpcdemo.persistence.migrations import run_env
 
-from orderd.storage.schema import Base
+from orderd.storage.schema import metadata
 
-run(Base.metadata, default_version_table="alembic_version_orderd")
+run_env(metadata, default_version_table="alembic_version_orderd")

@@ -1,43 +1,43 @@
+"""The orders and order_items tables, as the migrations create them (migrations/versions/)."""
+
 from __future__ import annotations
 
-from datetime import datetime
+from grpcdemo.persistence.database import UTCDateTime
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
-from grpcdemo.persistence.engine import UTCDateTime
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+metadata = MetaData()
 
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("total_cents", BigInteger(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # Decides races between concurrent retries of one creation request.
+    UniqueConstraint("user_id", "request_id", name="uq_orders_user_request"),
+    Index("ix_orders_user_created", "user_id", "created_at", "id"),
+)
 
-class Base(DeclarativeBase):
-    pass
-
-
-class OrderRow(Base):
-    __tablename__ = "orders"
-    __table_args__ = (
-        # Decides races between concurrent retries of one creation request.
-        UniqueConstraint("user_id", "request_id", name="uq_orders_user_request"),
-        Index("ix_orders_user_created", "user_id", "created_at", "id"),
-    )
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(36))
-    request_id: Mapped[str] = mapped_column(String(64))
-    request_fingerprint: Mapped[str] = mapped_column(String(64))
-    total_cents: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    items: Mapped[list[OrderItemRow]] = relationship(
-        order_by="OrderItemRow.position", lazy="selectin", cascade="all, delete-orphan"
-    )
-
-
-class OrderItemRow(Base):
-    __tablename__ = "order_items"
-
-    order_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
-    )
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sku: Mapped[str] = mapped_column(String(64))
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer(), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer(), nullable=False),
+    Column("unit_price_cents", BigInteger(), nullable=False),
+)

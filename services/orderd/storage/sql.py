@@ -1,95 +1,162 @@
+"""OrderRepository on SQLAlchemy Core: each method one connection checkout and as few statements as
+the answer needs (an order and its items come back in one joined query), timed."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
-from grpcdemo.persistence.timing import NullTimer, QueryTimer
-from sqlalchemy import and_, or_, select
+from grpcdemo.persistence.database import Database
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orderd.domain.orders import Order, OrderItem, OrderStatus
 from orderd.domain.pagination import Cursor
-from orderd.storage.schema import OrderItemRow, OrderRow
+from orderd.storage.schema import order_items, orders
 
-OPERATIONS = ("create_order", "get_order", "list_orders")
+OPERATIONS: Final = ("create_order", "get_order", "list_orders")
+
+_ORDER_COLUMNS: Final = (
+    orders.c.id,
+    orders.c.user_id,
+    orders.c.request_id,
+    orders.c.request_fingerprint,
+    orders.c.total_cents,
+    orders.c.status,
+    orders.c.created_at,
+)
+_ITEM_COLUMNS: Final = (order_items.c.sku, order_items.c.quantity, order_items.c.unit_price_cents)
+_INSERT_ORDER: Final = orders.insert()
+_INSERT_ITEMS: Final = order_items.insert()
 
 
-def _order(row: OrderRow) -> Order:
-    return Order(
-        id=row.id,
-        user_id=row.user_id,
-        request_id=row.request_id,
-        items=tuple(OrderItem(i.sku, i.quantity, i.unit_price_cents) for i in row.items),
-        total_cents=row.total_cents,
-        status=OrderStatus(row.status),
-        created_at=row.created_at,
+def _with_items(order_query: Any) -> Any:
+    """`order_query` (a subquery of orders rows) joined with their items, in page order."""
+    page = order_query.subquery()
+    return (
+        select(*(page.c[c.name] for c in _ORDER_COLUMNS), *_ITEM_COLUMNS)
+        .join_from(page, order_items, order_items.c.order_id == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.id.desc(), order_items.c.position)
     )
 
 
-def _row(order: Order, fingerprint: str) -> OrderRow:
-    return OrderRow(
-        id=order.id,
-        user_id=order.user_id,
-        request_id=order.request_id,
-        request_fingerprint=fingerprint,
-        total_cents=order.total_cents,
-        status=order.status.value,
-        created_at=order.created_at,
-        items=[
-            OrderItemRow(position=n, sku=i.sku, quantity=i.quantity, unit_price_cents=i.unit_price_cents)
-            for n, i in enumerate(order.items)
-        ],
+_BY_REQUEST: Final = _with_items(
+    select(*_ORDER_COLUMNS).where(
+        orders.c.user_id == bindparam("user_id"), orders.c.request_id == bindparam("request_id")
     )
+)
+_BY_ID: Final = _with_items(
+    select(*_ORDER_COLUMNS).where(
+        orders.c.id == bindparam("order_id"), orders.c.user_id == bindparam("user_id")
+    )
+)
+_NEWEST: Final = select(*_ORDER_COLUMNS).order_by(orders.c.created_at.desc(), orders.c.id.desc())
+_FIRST_PAGE: Final = _with_items(
+    _NEWEST.where(orders.c.user_id == bindparam("user_id")).limit(bindparam("limit"))
+)
+_NEXT_PAGE: Final = _with_items(
+    _NEWEST.where(
+        orders.c.user_id == bindparam("user_id"),
+        or_(
+            orders.c.created_at < bindparam("after_created_at"),
+            and_(orders.c.created_at == bindparam("after_created_at"), orders.c.id < bindparam("after_id")),
+        ),
+    ).limit(bindparam("limit"))
+)
 
 
-async def _by_request(session: AsyncSession, user_id: str, request_id: str) -> OrderRow | None:
-    query = select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.request_id == request_id)
-    row: OrderRow | None = await session.scalar(query)
-    return row
+def _orders(rows: Iterable[Any]) -> list[tuple[Order, str]]:
+    """Joined rows (one per item, grouped by order) -> orders with their fingerprints, in order."""
+    found: list[tuple[Order, str]] = []
+    current_id = None
+    items: list[OrderItem] = []
+    head: Any = None
+
+    def close() -> None:
+        found.append(
+            (
+                Order(
+                    id=head.id,
+                    user_id=head.user_id,
+                    request_id=head.request_id,
+                    items=tuple(items),
+                    total_cents=head.total_cents,
+                    status=OrderStatus(head.status),
+                    created_at=head.created_at,
+                ),
+                head.request_fingerprint,
+            )
+        )
+
+    for row in rows:
+        if row.id != current_id:
+            if head is not None:
+                close()
+            head, current_id, items = row, row.id, []
+        items.append(OrderItem(row.sku, row.quantity, row.unit_price_cents))
+    if head is not None:
+        close()
+    return found
 
 
 class SqlOrderRepository:
-    def __init__(self, engine: AsyncEngine, timer: QueryTimer | NullTimer | None = None) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._timer = timer or NullTimer()
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def create_once(self, order: Order, fingerprint: str) -> tuple[Order, str, bool]:
-        with self._timer.time("create_order"):
-            async with self._sessions() as session:
-                existing = await _by_request(session, order.user_id, order.request_id)
-                if existing is not None:
-                    return _order(existing), existing.request_fingerprint, False
-            try:
-                async with self._sessions.begin() as session:
-                    session.add(_row(order, fingerprint))
-                return order, fingerprint, True
-            except IntegrityError:
-                # A concurrent retry won the unique (user_id, request_id) race; its order is the one.
-                async with self._sessions() as session:
-                    winner = await _by_request(session, order.user_id, order.request_id)
-                if winner is None:
-                    raise
-                return _order(winner), winner.request_fingerprint, False
+        values = {
+            "id": order.id,
+            "user_id": order.user_id,
+            "request_id": order.request_id,
+            "request_fingerprint": fingerprint,
+            "total_cents": order.total_cents,
+            "status": order.status.value,
+            "created_at": order.created_at,
+        }
+        items = [
+            {
+                "order_id": order.id,
+                "position": n,
+                "sku": i.sku,
+                "quantity": i.quantity,
+                "unit_price_cents": i.unit_price_cents,
+            }
+            for n, i in enumerate(order.items)
+        ]
+
+        def insert(connection: Connection) -> None:
+            connection.execute(_INSERT_ORDER, values)
+            connection.execute(_INSERT_ITEMS, items)
+
+        try:
+            # Insert first: a new request_id (the common case) costs one round of statements. The
+            # unique (user_id, request_id) constraint decides retries, also concurrent ones.
+            await self._db.run("create_order", insert, write=True)
+        except IntegrityError:
+            params = {"user_id": order.user_id, "request_id": order.request_id}
+            found = await self._db.run("create_order", lambda c: _orders(c.execute(_BY_REQUEST, params)))
+            if not found:
+                raise
+            existing, stored_fingerprint = found[0]
+            return existing, stored_fingerprint, False
+        return order, fingerprint, True
 
     async def get(self, user_id: str, order_id: str) -> Order | None:
-        with self._timer.time("get_order"):
-            async with self._sessions() as session:
-                row = await session.scalar(
-                    select(OrderRow).where(OrderRow.id == order_id, OrderRow.user_id == user_id)
-                )
-        return None if row is None else _order(row)
+        params = {"order_id": order_id, "user_id": user_id}
+        found = await self._db.run("get_order", lambda c: _orders(c.execute(_BY_ID, params)))
+        return found[0][0] if found else None
 
     async def list_newest_first(self, user_id: str, limit: int, after: Cursor | None) -> Sequence[Order]:
-        query = select(OrderRow).where(OrderRow.user_id == user_id)
-        if after is not None:
-            query = query.where(
-                or_(
-                    OrderRow.created_at < after.created_at,
-                    and_(OrderRow.created_at == after.created_at, OrderRow.id < after.order_id),
-                )
-            )
-        query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit)
-        with self._timer.time("list_orders"):
-            async with self._sessions() as session:
-                rows = (await session.scalars(query)).all()
-        return [_order(row) for row in rows]
+        if after is None:
+            query, params = _FIRST_PAGE, {"user_id": user_id, "limit": limit}
+        else:
+            query = _NEXT_PAGE
+            params = {
+                "user_id": user_id,
+                "limit": limit,
+                "after_created_at": after.created_at,
+                "after_id": after.order_id,
+            }
+        found = await self._db.run("list_orders", lambda c: _orders(c.execute(query, params)))
+        return [order for order, _ in found]

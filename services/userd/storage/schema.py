@@ -1,22 +1,21 @@
+"""The users table, as the migrations create it (migrations/versions/)."""
+
 from __future__ import annotations
 
-from datetime import datetime
+from grpcdemo.persistence.database import UTCDateTime
+from sqlalchemy import Column, Index, MetaData, String, Table
 
-from grpcdemo.persistence.engine import UTCDateTime
-from sqlalchemy import Index, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+metadata = MetaData()
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-class UserRow(Base):
-    __tablename__ = "users"
-    __table_args__ = (Index("ux_users_email", "email", unique=True),)
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    name: Mapped[str] = mapped_column(String(100))
-    password_hash: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # Stored normalised (userd.domain.validation.normalize_email), so this index is the
+    # case-insensitive uniqueness rule on both backends.
+    Column("email", String(254), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("password_hash", String(100), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ux_users_email", "email", unique=True),
+)

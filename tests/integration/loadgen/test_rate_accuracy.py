@@ -53,25 +53,48 @@ async def test_sends_at_the_target_rate_and_at_the_intended_times(
         return timed
 
     monkeypatch.setattr(loadgen.run, "_executor", timed_executor)
+
+    # How late any timer fires on this loop meanwhile: the floor no scheduler can beat (other test
+    # processes share the two cores, and the services answer on this same loop).
+    timer_lags: list[float] = []
+
+    async def probe(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            timer_lags.append(loop.time() - due)
+
     async with loadgen_stack(tmp_path) as stack:
         # Constant spacing: a Poisson count over 5 s varies by ~7 % on its own, which would hide the
         # scheduler's error in the draw's.
         config = stack.config(tmp_path, rps=RATE, duration=DURATION, arrivals="constant")
-        result = await asyncio.wait_for(run(config, out=io.StringIO(), err=io.StringIO(), scenario=CHEAP), 20)
+        probing = asyncio.Event()
+        prober = asyncio.create_task(probe(probing))
+        try:
+            result = await asyncio.wait_for(
+                run(config, out=io.StringIO(), err=io.StringIO(), scenario=CHEAP), 20
+            )
+        finally:
+            probing.set()
+            await prober
 
     summary = result.summary
     lags.sort()
     p99 = lags[math.ceil(0.99 * len(lags)) - 1]
+    timer_lags.sort()
+    floor = timer_lags[math.ceil(0.99 * len(timer_lags)) - 1]
     print(
         f"\nrate accuracy: sent {summary.sent} in {summary.duration_s:.3f}s = {summary.achieved_rps:.2f}/s "
         f"(target {RATE:g}/s); send lag p50 {lags[len(lags) // 2] * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
-        f"max {lags[-1] * 1e3:.2f} ms"
+        f"max {lags[-1] * 1e3:.2f} ms; any timer on this loop: p99 {floor * 1e3:.2f} ms late"
     )
     assert summary.unexpected == 0, summary.total.codes
     assert summary.dropped == 0
     assert summary.duration_s == pytest.approx(DURATION, abs=0.25)
     assert summary.sent == pytest.approx(RATE * DURATION, rel=0.05)
     assert summary.achieved_rps == pytest.approx(RATE, rel=0.05)
-    # Every send was timed, and was made when it was meant to be, not when the loop got round to it.
+    # Every send was timed, and was made when it was meant to be: at most 50 ms later than any timer
+    # on this loop fires (a closed-loop generator would wait for answers: seconds, and a low rate).
     assert len(lags) == summary.sent
-    assert p99 < 0.05, f"p99 send lag {p99 * 1e3:.1f} ms"
+    assert p99 < 0.05 + floor, f"p99 send lag {p99 * 1e3:.1f} ms, timers {floor * 1e3:.1f} ms"

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpcdemo.runtime.config import CommonConfig, HostPort
+from grpcdemo.runtime.config import Env, read_common
 from grpcdemo.runtime.host import ServiceHost
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -53,16 +53,11 @@ class HostedEcho:
 
 @pytest.fixture
 async def hosted() -> AsyncIterator[HostedEcho]:
-    config = CommonConfig(
+    config = read_common(
+        Env({"DATABASE_URL": "sqlite://", "SHUTDOWN_GRACE_SECONDS": "0"}),
         service_name="echod",
-        grpc_addr=HostPort("127.0.0.1", 0),
-        metrics_addr=HostPort("127.0.0.1", 0),
-        database_url="sqlite+aiosqlite://",
-        log_level="info",
-        log_format="console",
-        shutdown_grace_seconds=0.0,
-        fault_injection_enabled=False,
-        fault_injection_token=None,
+        grpc_default="127.0.0.1:0",
+        metrics_default="127.0.0.1:0",
     )
     spans = InMemorySpanExporter()
     host = ServiceHost.open(config, service_support.test_observability("echod", spans))
