@@ -17,7 +17,7 @@ from userd.domain.accounts import (
     WrongPassword,
 )
 from userd.domain.passwords import PasswordHasher
-from userd.domain.tokens import InvalidToken, TokenService, TokenSettings
+from userd.domain.tokens import InvalidToken, TokenService, TokenSettings, VerifiedTokens
 from userd.domain.validation import normalize_email, normalize_name, validate_password
 from userd.storage.memory import InMemoryUserRepository
 
@@ -112,6 +112,52 @@ def test_token_without_required_claims_is_refused() -> None:
     token = jwt.encode({"sub": "user-1", "iss": "userd", "aud": "demo"}, SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken):
         TokenService(settings()).verify(token)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_remembered_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    issued_at = datetime.now(UTC)
+    clock = Clock(issued_at.timestamp())
+    tokens = TokenService(settings(ttl_seconds=60), VerifiedTokens(now=clock))
+    token = tokens.issue("user-1", issued_at).token
+    assert tokens.verify(token) == "user-1"
+
+    def no_signature_checks(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(jwt, "decode", no_signature_checks)
+    clock.now += 59
+    assert tokens.verify(token) == "user-1"  # from memory
+    # At its expiry the entry is gone and the token is checked again (and refused, here, by the fake).
+    clock.now += 1
+    with pytest.raises(AssertionError, match="verified again"):
+        tokens.verify(token)
+
+
+def test_a_refused_token_is_never_remembered() -> None:
+    verified = VerifiedTokens()
+    tokens = TokenService(settings(), verified)
+    forged = TokenService(settings(secret=b"z" * 32)).issue("user-1", datetime.now(UTC)).token
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            tokens.verify(forged)
+    assert len(verified) == 0
+
+
+def test_the_memory_is_bounded_oldest_first() -> None:
+    verified = VerifiedTokens(capacity=2, now=Clock(0))
+    for n in range(3):
+        verified.remember(f"t{n}", f"user-{n}", expires_at=100)
+    assert len(verified) == 2
+    assert verified.get("t0") is None
+    assert (verified.get("t1"), verified.get("t2")) == ("user-1", "user-2")
 
 
 @pytest.fixture

@@ -142,10 +142,22 @@ class ServerSpans:
     def __init__(self, provider: trace.TracerProvider) -> None:
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
         self._attributes: dict[str, dict[str, Any]] = {}
+        self._propagator: object = None
+        self._fields: set[str] = set()
+
+    def _propagated_fields(self) -> set[str]:
+        """The headers the configured propagators read (traceparent, tracestate, baggage by default),
+        looked up again only when the global propagator is replaced."""
+        propagator = propagate.get_global_textmap()
+        if propagator is not self._propagator:
+            self._propagator, self._fields = propagator, set(propagator.fields)
+        return self._fields
 
     def start(self, path: str, metadata: Any) -> tuple[Span, object]:
-        carrier = {key: value for key, value in metadata or () if isinstance(value, str)}
-        parent = propagate.extract(carrier)
+        # A call that carries none of the propagated headers starts a new trace without asking them.
+        fields = self._propagated_fields()
+        carrier = {key: value for key, value in metadata or () if key in fields and isinstance(value, str)}
+        parent = propagate.extract(carrier) if carrier else otel_context.Context()
         attributes = self._attributes.get(path)
         if attributes is None:
             attributes = self._attributes.setdefault(path, _rpc_attributes(path))

@@ -67,37 +67,31 @@ _NEXT_PAGE: Final = _with_items(
 
 
 def _orders(rows: Iterable[Any]) -> list[tuple[Order, str]]:
-    """Joined rows (one per item, grouped by order) -> orders with their fingerprints, in order."""
-    found: list[tuple[Order, str]] = []
+    """Joined rows (one per item, grouped by order, in _ORDER_COLUMNS + _ITEM_COLUMNS order) ->
+    orders with their fingerprints, in order. Positional: a page is up to 101 orders' items."""
+    grouped: list[tuple[Any, list[OrderItem]]] = []
     current_id = None
     items: list[OrderItem] = []
-    head: Any = None
-
-    def close() -> None:
-        found.append(
-            (
-                Order(
-                    id=head.id,
-                    user_id=head.user_id,
-                    request_id=head.request_id,
-                    items=tuple(items),
-                    total_cents=head.total_cents,
-                    status=OrderStatus(head.status),
-                    created_at=head.created_at,
-                ),
-                head.request_fingerprint,
-            )
-        )
-
     for row in rows:
-        if row.id != current_id:
-            if head is not None:
-                close()
-            head, current_id, items = row, row.id, []
-        items.append(OrderItem(row.sku, row.quantity, row.unit_price_cents))
-    if head is not None:
-        close()
-    return found
+        if row[0] != current_id:
+            current_id, items = row[0], []
+            grouped.append((row, items))
+        items.append(OrderItem(row[7], row[8], row[9]))
+    return [
+        (
+            Order(
+                id=head[0],
+                user_id=head[1],
+                request_id=head[2],
+                items=tuple(order_items),
+                total_cents=head[4],
+                status=OrderStatus(head[5]),
+                created_at=head[6],
+            ),
+            head[3],
+        )
+        for head, order_items in grouped
+    ]
 
 
 class SqlOrderRepository:
