@@ -55,7 +55,9 @@ async def create_server(config: OrderdConfig, overrides: Overrides | None = None
             orders = sql.SqlOrderRepository(db)
         # The hop to userd is what the client metrics measure: same interceptors, same registry.
         host.observability.preinitialize_client(USER_SERVICE)
-        channel = open_channel(config.userd_addr, host.observability.client_interceptors())
+        channel = open_channel(
+            config.userd_addr, host.observability.client_interceptors(), lb_policy=config.userd_lb_policy
+        )
         host.on_stop(channel.close)
         servicer = OrderServicer(
             OrderBook(orders, clock=overrides.clock or utc_now),

@@ -2,33 +2,65 @@
 
 This is the service-to-service hop that the gRPC client metrics measure. Its deadline is the
 caller's remaining time capped by AUTH_TIMEOUT_SECONDS, so a slow or dead userd turns into a fast
-DEADLINE_EXCEEDED or UNAVAILABLE for the caller, never a hang."""
+UNAVAILABLE for the caller, never a hang.
+
+What the caller sent is checked here first: no `authorization` header, one that is not
+`Bearer <token>`, or one longer than MAX_AUTHORIZATION_BYTES is UNAUTHENTICATED without a call to
+userd. userd's answers are mapped by cause: a refusal of the caller's token (UNAUTHENTICATED,
+INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for metadata too large) is UNAUTHENTICATED; userd out of
+reach, out of time, out of capacity or failing is UNAVAILABLE, which is what counts against orderd's
+dependency alerts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Final
 
 import grpc
-from grpcdemo.errors import DependencyTimeout, DependencyUnavailable, Unauthenticated
+from grpcdemo.errors import DependencyUnavailable, Unauthenticated
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 from grpcdemo.runtime.auth_metadata import auth_metadata
-from grpcdemo.runtime.config import HostPort
+
+# A JWT of this project is ~200 bytes. gRPC servers refuse header blocks over ~8 KiB
+# (RESOURCE_EXHAUSTED), which would show a caller's oversized token as a userd failure.
+MAX_AUTHORIZATION_BYTES: Final = 4096
 
 # Reconnect quickly once userd is back: gRPC's default backoff grows to two minutes, which would
 # keep orderd failing long after userd recovered.
-CHANNEL_OPTIONS = (
+CHANNEL_OPTIONS: Final = (
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
+
+_CALLERS_FAULT: Final = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
 
 
 class MissingCredentials(Unauthenticated):
     pass
 
 
-def open_channel(addr: HostPort, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(str(addr), options=CHANNEL_OPTIONS, interceptors=list(interceptors))
+class MalformedCredentials(Unauthenticated):
+    reason = "unauthenticated"
+
+
+def open_channel(
+    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), lb_policy: str = "round_robin"
+) -> grpc.aio.Channel:
+    """One long-lived channel to userd. With `round_robin` (set through the channel's service config)
+    calls are spread over every address the target resolves to, call by call; `pick_first` keeps
+    them on one connection."""
+    service_config = json.dumps({"loadBalancingConfig": [{lb_policy: {}}]})
+    options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config)]
+    return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
+
+
+def _metadata_too_large(error: grpc.aio.AioRpcError) -> bool:
+    details = (error.details() or "").lower()
+    return error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and (
+        "metadata" in details or "header" in details
+    )
 
 
 class UserdAuthenticator:
@@ -40,21 +72,26 @@ class UserdAuthenticator:
         if token is None:
             # Nothing to verify: no need to spend a round trip to userd.
             raise MissingCredentials("missing `authorization: Bearer <token>` metadata")
+        if not token:
+            raise MalformedCredentials("authorization metadata must be `Bearer <token>`")
+        if len(token) > MAX_AUTHORIZATION_BYTES:
+            raise MalformedCredentials(f"access token longer than {MAX_AUTHORIZATION_BYTES} bytes")
         timeout = self._timeout
         if caller_time_remaining is not None:
             timeout = min(timeout, caller_time_remaining)
         if timeout <= 0:
-            raise DependencyTimeout("deadline exceeded before authentication")
+            raise DependencyUnavailable("deadline reached before authentication; retry with more time")
         try:
             response = await self._users.Me(
                 user_pb2.MeRequest(), metadata=auth_metadata(token), timeout=timeout
             )
         except grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code == grpc.StatusCode.UNAUTHENTICATED:
+            if error.code() in _CALLERS_FAULT or _metadata_too_large(error):
                 raise Unauthenticated("access token is invalid or expired") from None
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise DependencyTimeout("authentication service did not answer in time") from None
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DependencyUnavailable(
+                    "authentication service did not answer in time; retry later"
+                ) from None
             raise DependencyUnavailable("authentication service unavailable; retry later") from None
         user_id: str = response.user.id
         return user_id

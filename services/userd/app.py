@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from userd.config import UserdConfig
 from userd.domain.accounts import Accounts, Clock, UserRepository, utc_now
 from userd.domain.passwords import PasswordHasher
+from userd.domain.throttle import LoginThrottle
 from userd.domain.tokens import TokenService, TokenSettings
 from userd.metrics import UserdMetrics
 from userd.servicer import UserServicer
@@ -61,9 +62,18 @@ async def create_server(config: UserdConfig, overrides: Overrides | None = None)
                 audience=config.jwt_audience,
             )
         )
-        accounts = Accounts(
-            users, PasswordHasher(config.bcrypt_rounds), tokens, clock=overrides.clock or utc_now
+        hasher = PasswordHasher(
+            config.bcrypt_rounds,
+            max_concurrent=config.bcrypt_max_concurrent,
+            max_waiting=config.bcrypt_max_waiting,
         )
+
+        async def close_hasher() -> None:
+            hasher.close()
+
+        host.on_stop(close_hasher)
+        throttle = LoginThrottle(config.login_throttle_failures, config.login_throttle_window_seconds)
+        accounts = Accounts(users, hasher, tokens, clock=overrides.clock or utc_now, throttle=throttle)
         servicer = UserServicer(accounts, UserdMetrics(host.registry))
         await host.serve(
             lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),  # type: ignore[no-untyped-call]

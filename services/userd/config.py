@@ -19,6 +19,10 @@ class UserdConfig:
     jwt_issuer: str
     jwt_audience: str
     bcrypt_rounds: int
+    bcrypt_max_concurrent: int
+    bcrypt_max_waiting: int
+    login_throttle_failures: int
+    login_throttle_window_seconds: float
     migrate_on_start: bool
 
     def __repr__(self) -> str:
@@ -45,5 +49,13 @@ def load(environ: Mapping[str, str] | None = None) -> UserdConfig:
         jwt_issuer=env.string("JWT_ISSUER", "userd"),
         jwt_audience=env.string("JWT_AUDIENCE", "grpc-demo"),
         bcrypt_rounds=env.integer("BCRYPT_ROUNDS", 12, minimum=4, maximum=16),
+        bcrypt_max_concurrent=env.integer(
+            "BCRYPT_MAX_CONCURRENT", os.cpu_count() or 2, minimum=1, maximum=64
+        ),
+        bcrypt_max_waiting=env.integer("BCRYPT_MAX_WAITING", 32, minimum=0, maximum=10_000),
+        login_throttle_failures=env.integer("LOGIN_THROTTLE_FAILURES", 5, minimum=1, maximum=1000),
+        login_throttle_window_seconds=env.number(
+            "LOGIN_THROTTLE_WINDOW_SECONDS", 30.0, minimum=1.0, maximum=3600.0
+        ),
         migrate_on_start=env.boolean("MIGRATE_ON_START", True),
     )

@@ -6,8 +6,10 @@ from __future__ import annotations
 from grpcdemo.runtime.result_counter import ResultCounter
 from prometheus_client import CollectorRegistry
 
-LOGIN_RESULTS = ("success", "user_not_found", "invalid_password", "invalid_input")
-REGISTER_RESULTS = ("success", "user_exists", "invalid_input")
+# `throttled`: refused by the failed-login throttle without a bcrypt check; `overloaded`: refused
+# because too much bcrypt work is already running or waiting (RESOURCE_EXHAUSTED).
+LOGIN_RESULTS = ("success", "user_not_found", "invalid_password", "invalid_input", "throttled", "overloaded")
+REGISTER_RESULTS = ("success", "user_exists", "invalid_input", "overloaded")
 ME_RESULTS = ("success", "invalid_token", "missing_token", "user_not_found")
 
 

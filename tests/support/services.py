@@ -63,6 +63,8 @@ class Stack:
     users: user_pb2_grpc.UserServiceStub
     orders: order_pb2_grpc.OrderServiceStub
     spans: InMemorySpanExporter
+    users_channel: grpc.aio.Channel
+    orders_channel: grpc.aio.Channel
 
     async def register_and_login(self, email: str, password: str = "correct horse") -> tuple[str, str]:
         """Returns (user_id, access token)."""
@@ -102,6 +104,8 @@ async def running_stack(
             user_pb2_grpc.UserServiceStub(user_channel),
             order_pb2_grpc.OrderServiceStub(order_channel),
             spans,
+            user_channel,
+            order_channel,
         )
     finally:
         await user_channel.close()

@@ -60,7 +60,9 @@ def test_page_size_defaults_and_caps() -> None:
 
 
 def test_cursor_round_trip_keeps_microseconds() -> None:
-    cursor = Cursor(datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC), "abc")
+    cursor = Cursor(
+        datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC), "0b6c2a4e-8f2d-4e1c-9b7a-3d5e6f708192"
+    )
     token = encode_cursor(cursor)
     assert decode_cursor(token) == cursor
     assert decode_cursor("") is None

@@ -45,6 +45,14 @@ def test_the_invalid_input_hides_the_decoding_error() -> None:
 
 
 def test_a_well_formed_token_still_decodes() -> None:
-    cursor = decode_cursor(token_of(json.dumps({"t": 1_767_268_800_123_456, "id": "abc"})))
+    order_id = "0b6c2a4e-8f2d-4e1c-9b7a-3d5e6f708192"
+    cursor = decode_cursor(token_of(json.dumps({"t": 1_767_268_800_123_456, "id": order_id})))
     assert cursor is not None
-    assert (cursor.order_id, cursor.created_at.microsecond) == ("abc", 123_456)
+    assert (cursor.order_id, cursor.created_at.microsecond) == (order_id, 123_456)
+
+
+@pytest.mark.parametrize("order_id", ["abc", "\u0000", "0b6c2a4e-8f2d-4e1c-9b7a-3d5e6f70819\u0000"])
+def test_a_token_naming_no_order_id_is_invalid_input(order_id: str) -> None:
+    with pytest.raises(InvalidInput, match="page_token is invalid"):
+        # json.dumps escapes the NUL as \u0000; decoding the token brings it back.
+        decode_cursor(token_of(json.dumps({"t": 1, "id": order_id})))

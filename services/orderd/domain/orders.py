@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import Enum
 
 from grpcdemo.errors import InvalidInput
+from grpcdemo.text import check_text
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
@@ -20,8 +21,10 @@ MAX_SKU_LENGTH = 64
 MAX_UNIT_PRICE_CENTS = 10_000_000_000
 MAX_REQUEST_ID_LENGTH = 64
 
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]+$")
+# Matched with fullmatch: `$` alone would accept a trailing newline ("A\n").
+_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
+_REQUEST_ID = re.compile(r"[\x21-\x7e]+")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class OrderStatus(Enum):
@@ -51,9 +54,10 @@ class Order:
 
 
 def validate_request_id(request_id: str) -> str:
+    check_text(request_id, "request_id")
     if not request_id:
         raise InvalidInput("request_id is required: send a client-chosen key (e.g. a UUID) per order")
-    if len(request_id) > MAX_REQUEST_ID_LENGTH or not _REQUEST_ID.match(request_id):
+    if len(request_id) > MAX_REQUEST_ID_LENGTH or not _REQUEST_ID.fullmatch(request_id):
         raise InvalidInput(
             f"request_id must be 1..{MAX_REQUEST_ID_LENGTH} printable ASCII characters without spaces"
         )
@@ -67,9 +71,10 @@ def validate_items(items: Sequence[OrderItem]) -> tuple[OrderItem, ...]:
         raise InvalidInput(f"an order has at most {MAX_ITEMS} items, got {len(items)}")
     for index, item in enumerate(items):
         where = f"items[{index}]"
+        check_text(item.sku, f"{where}.sku")
         if not item.sku:
             raise InvalidInput(f"{where}.sku is required")
-        if len(item.sku) > MAX_SKU_LENGTH or not _SKU.match(item.sku):
+        if len(item.sku) > MAX_SKU_LENGTH or not _SKU.fullmatch(item.sku):
             raise InvalidInput(
                 f"{where}.sku must be 1..{MAX_SKU_LENGTH} characters of letters, digits, '.', '_', '-', '/'"
             )
@@ -95,8 +100,12 @@ def request_fingerprint(items: Sequence[OrderItem]) -> str:
 
 
 def parse_order_id(raw: str) -> str:
+    check_text(raw, "order_id")
     if not raw:
         raise InvalidInput("order_id is required")
+    # uuid.UUID also takes braces, a "urn:uuid:" prefix and no hyphens; the API promises one form.
+    if not _UUID.fullmatch(raw.lower()):
+        raise InvalidInput("order_id must be a UUID as returned by CreateOrder")
     try:
         return str(uuid.UUID(raw))
     except ValueError:

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from grpcdemo.errors import InvalidInput
+from grpcdemo.text import check_text
+
+from orderd.domain.orders import parse_order_id
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -38,12 +41,15 @@ def encode_cursor(cursor: Cursor) -> str:
 def decode_cursor(token: str) -> Cursor | None:
     if not token:
         return None
+    check_text(token, "page_token")
     try:
         padded = token + "=" * (-len(token) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         micros, order_id = payload["t"], payload["id"]
         if not isinstance(micros, int) or not isinstance(order_id, str):
             raise TypeError
+        # What encode_cursor writes is an order id (a UUID): anything else, a NUL included, is not ours.
+        order_id = parse_order_id(order_id)
         created_at = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
     except Exception:
         # The token is untrusted caller input and decoding it is pure, so any failure means a bad

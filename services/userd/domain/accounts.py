@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from grpcdemo.errors import AlreadyExists, InvalidInput, Unauthenticated
+from grpcdemo.text import check_text
 
 from userd.domain.models import Credentials, User
 from userd.domain.passwords import PasswordHasher
+from userd.domain.throttle import LoginThrottle
 from userd.domain.tokens import IssuedToken, TokenService
 from userd.domain.validation import (
     MAX_PASSWORD_BYTES,
@@ -34,6 +36,12 @@ class UnknownEmail(Unauthenticated):
 
 class WrongPassword(Unauthenticated):
     reason = "invalid_password"
+
+
+class Throttled(Unauthenticated):
+    """Too many failed logins for this email just now: answered exactly like a wrong password."""
+
+    reason = "throttled"
 
 
 class MissingToken(Unauthenticated):
@@ -64,11 +72,13 @@ class Accounts:
         hasher: PasswordHasher,
         tokens: TokenService,
         clock: Clock = utc_now,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self._users = users
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
+        self._throttle = throttle or LoginThrottle()
 
     async def register(self, email: str, password: str, name: str) -> User:
         email = normalize_email(email)
@@ -80,17 +90,26 @@ class Accounts:
 
     async def login(self, email: str, password: str) -> IssuedToken:
         email = normalize_email(email)
+        check_text(password, "password")
         if not password:
             raise InvalidInput("password is required")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             # No stored password can be this long, and bcrypt refuses to check it.
             raise InvalidInput(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
-        # Unknown email and wrong password look identical to the caller (same status, message and
-        # bcrypt cost); only the error's reason, used by metrics, tells them apart.
-        credentials = await self._users.credentials_by_email(email)
-        stored_hash = credentials.password_hash if credentials else None
-        if not await self._hasher.verify(password, stored_hash):
-            raise (WrongPassword if credentials else UnknownEmail)(LOGIN_FAILED)
+        # Throttled, unknown email and wrong password look identical to the caller (same status and
+        # message; the last two also the same bcrypt cost); only the error's reason, used by
+        # metrics, tells them apart.
+        if not self._throttle.admit(email):
+            raise Throttled(LOGIN_FAILED)
+        failed = False
+        try:
+            credentials = await self._users.credentials_by_email(email)
+            stored_hash = credentials.password_hash if credentials else None
+            if not await self._hasher.verify(password, stored_hash):
+                failed = True
+                raise (WrongPassword if credentials else UnknownEmail)(LOGIN_FAILED)
+        finally:
+            self._throttle.finished(email, failed=failed)
         assert credentials is not None
         return self._tokens.issue(credentials.user.id, self._clock())
 
