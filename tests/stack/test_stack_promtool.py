@@ -76,8 +76,9 @@ def test_rule_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     shutil.copytree(PROMETHEUS_DIR / "rules", rules)
     alerts = rules / "alerts.yml"
     text = alerts.read_text()
-    assert text.count("for: 30s") == 1
-    alerts.write_text(text.replace("for: 30s", "for: 20s"))
+    service_down = "expr: up{job=~\"userd|orderd\"} == 0\n        for: 30s"
+    assert text.count(service_down) == 1
+    alerts.write_text(text.replace(service_down, service_down.replace("30s", "20s")))
     tests = tmp_path / "tests"
     tests.mkdir()
     shutil.copy(PROMETHEUS_DIR / "tests" / "alerts_grpc_test.yml", tests)

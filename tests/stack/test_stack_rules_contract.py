@@ -12,6 +12,7 @@ from tests.stack.support import PROMETHEUS_DIR, RUNBOOK
 
 REQUIRED_ALERTS = {
     "ServiceDown",
+    "DatabaseUnavailable",
     "HighGRPCFailures",
     "GRPCServerErrorRateHigh",
     "GRPCLatencyP95High",

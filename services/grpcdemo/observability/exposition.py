@@ -1,30 +1,36 @@
-"""The metrics port: `/metrics`, `/healthz` and optional extra routes, served from daemon threads.
+"""The metrics port: `/metrics`, `/healthz` and optional extra routes, served by an event loop of its
+own on one daemon thread.
 
-Threads rather than the event loop: a slow scrape (or a slow scraper) must never delay RPCs, and the
-registry is read under its own locks anyway. `/metrics` is prometheus_client's WSGI app, which picks
-OpenMetrics when the Accept header asks for it (Prometheus does; exemplars exist only there), the
-classic text format otherwise, and gzips when allowed.
+Its own thread, not the service's loop: a slow scrape (or a slow scraper) must never delay RPCs, and
+the registry is read under its own locks anyway. An event loop rather than a thread per connection:
+a client that opens connections and sends a byte now and then costs a coroutine, not a thread, so
+400 such clients leave the process at its usual thread count and a scrape still answers at once.
+Each request must arrive whole within REQUEST_TIMEOUT_SECONDS; at most MAX_CONNECTIONS are open, and
+when a new one comes past that the longest-waiting unfinished one is dropped.
 
-Extra routes (e.g. an admin endpoint) are called on the HTTP thread: a handler that touches asyncio
-state must hand over with `loop.call_soon_threadsafe`.
+`/metrics` picks OpenMetrics when the Accept header asks for it (Prometheus does; exemplars exist
+only there), the classic text format otherwise, and gzips when allowed. Extra routes (e.g. an admin
+endpoint) are called on this thread: a handler that touches the service's asyncio state must hand
+over with `loop.call_soon_threadsafe`. Responses close the connection (`Connection: close`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gzip
 import logging
 import socket
-import socketserver
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Final
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.types import StartResponse, WSGIEnvironment
 
-from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +39,10 @@ HEALTH_PATH: Final = "/healthz"
 
 # Admin payloads are a few hundred bytes; anything bigger is refused before it is read.
 MAX_BODY_BYTES: Final = 64 * 1024
-
-# How often the serving thread checks for shutdown; bounds how long close() waits.
-_POLL_INTERVAL_SECONDS: Final = 0.05
-
-# A client that opens a connection and sends nothing must not hold a thread forever.
-_CONNECTION_TIMEOUT_SECONDS: Final = 10.0
+MAX_HEAD_BYTES: Final = 16 * 1024
+# The whole request (line, headers, body) must arrive within this, however it trickles in.
+REQUEST_TIMEOUT_SECONDS: Final = 5.0
+MAX_CONNECTIONS: Final = 512
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,17 @@ class HttpResponse:
     status: int
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 RouteHandler = Callable[[HttpRequest], HttpResponse]
 ReadinessCheck = Callable[[], bool]
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 def parse_listen_address(addr: str | tuple[str, int]) -> tuple[str, int]:
@@ -75,32 +86,6 @@ def parse_listen_address(addr: str | tuple[str, int]) -> tuple[str, int]:
         raise ValueError(f"listen address {addr!r}: port {port!r} is not a number") from None
 
 
-class _QuietHandler(WSGIRequestHandler):
-    timeout = _CONNECTION_TIMEOUT_SECONDS
-
-    def log_message(self, format: str, *args: object) -> None:
-        # One line per scrape on stderr would drown the service's own logs.
-        log.debug("metrics http: " + format, *args)
-
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host with getfqdn(), a reverse DNS lookup that can
-        # stall start-up for seconds; the name is only used to fill SERVER_NAME.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-        self.setup_environ()
-
-
-class _ThreadingWSGIServerV6(_ThreadingWSGIServer):
-    address_family = socket.AF_INET6
-
-
 def _status_line(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"
@@ -108,25 +93,69 @@ def _status_line(status: int) -> str:
         return f"{status} Status"
 
 
+async def _read_request(reader: asyncio.StreamReader) -> HttpRequest:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise _BadRequest(431, "request head too large") from None
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        method, target, version = lines[0].split(" ")
+    except ValueError:
+        raise _BadRequest(400, "malformed request line") from None
+    if not version.startswith("HTTP/1."):
+        raise _BadRequest(505, "HTTP/1.x only")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise _BadRequest(400, "malformed header")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raise _BadRequest(411, "send Content-Length, not chunked")
+    try:
+        length = int(headers.get("content-length", "0") or 0)
+    except ValueError:
+        raise _BadRequest(400, "bad Content-Length") from None
+    if length < 0:
+        raise _BadRequest(400, "bad Content-Length")
+    if length > MAX_BODY_BYTES:
+        raise _BadRequest(413, "body too large")
+    body = await reader.readexactly(length) if length else b""
+    path, _, query = target.partition("?")
+    return HttpRequest(method.upper(), path or "/", parse_qs(query), body, headers)
+
+
 class _App:
     def __init__(
         self, registry: CollectorRegistry, ready: ReadinessCheck, routes: Mapping[str, RouteHandler]
     ) -> None:
-        self._metrics_app = make_wsgi_app(registry)
+        self._registry = registry
         self._ready = ready
         self._routes = dict(routes)
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "") or "/"
-        if path == METRICS_PATH:
-            result: Iterable[bytes] = self._metrics_app(environ, start_response)
-            return result
-        if path == HEALTH_PATH:
-            return self._respond(start_response, self._health())
-        handler = self._routes.get(path)
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == METRICS_PATH:
+            return self._metrics(request)
+        if request.path == HEALTH_PATH:
+            return self._health()
+        handler = self._routes.get(request.path)
         if handler is None:
-            return self._respond(start_response, HttpResponse(404, b"not found\n"))
-        return self._respond(start_response, self._call_route(handler, environ, path))
+            return HttpResponse(404, b"not found\n")
+        try:
+            return handler(request)
+        except Exception:
+            log.exception("metrics port route failed", extra={"path": request.path})
+            return HttpResponse(500, b"internal error\n")
+
+    def _metrics(self, request: HttpRequest) -> HttpResponse:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        body = encoder(self._registry)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return HttpResponse(200, gzip.compress(body), content_type, {"Content-Encoding": "gzip"})
+        return HttpResponse(200, body, content_type)
 
     def _health(self) -> HttpResponse:
         try:
@@ -136,41 +165,18 @@ class _App:
             ready = False
         return HttpResponse(200, b"ok\n") if ready else HttpResponse(503, b"not ready\n")
 
-    def _call_route(self, handler: RouteHandler, environ: WSGIEnvironment, path: str) -> HttpResponse:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return HttpResponse(400, b"bad Content-Length\n")
-        if length > MAX_BODY_BYTES:
-            return HttpResponse(413, b"body too large\n")
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = {
-            key[5:].replace("_", "-").lower(): str(value)
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        }
-        if "CONTENT_TYPE" in environ:
-            headers["content-type"] = str(environ["CONTENT_TYPE"])
-        request = HttpRequest(
-            method=str(environ.get("REQUEST_METHOD", "GET")),
-            path=path,
-            query=parse_qs(str(environ.get("QUERY_STRING", ""))),
-            body=body,
-            headers=headers,
-        )
-        try:
-            return handler(request)
-        except Exception:
-            log.exception("metrics port route failed", extra={"path": path})
-            return HttpResponse(500, b"internal error\n")
 
-    @staticmethod
-    def _respond(start_response: StartResponse, response: HttpResponse) -> list[bytes]:
-        start_response(
-            _status_line(response.status),
-            [("Content-Type", response.content_type), ("Content-Length", str(len(response.body)))],
-        )
-        return [response.body]
+def _encode(response: HttpResponse) -> bytes:
+    headers = {
+        "Content-Type": response.content_type,
+        "Content-Length": str(len(response.body)),
+        "Connection": "close",
+        **response.headers,
+    }
+    head = f"HTTP/1.1 {_status_line(response.status)}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()
+    )
+    return head.encode("latin-1") + b"\r\n" + response.body
 
 
 class ExpositionServer:
@@ -183,25 +189,33 @@ class ExpositionServer:
         registry: CollectorRegistry = REGISTRY,
         ready: ReadinessCheck = lambda: True,
         routes: Mapping[str, RouteHandler] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         extra = dict(routes or {})
         reserved = {METRICS_PATH, HEALTH_PATH} & extra.keys()
         if reserved:
             raise ValueError(f"routes may not replace {sorted(reserved)}")
         host, port = parse_listen_address(addr)
-        server_class = _ThreadingWSGIServerV6 if ":" in host else _ThreadingWSGIServer
-        self._server = server_class((host, port), _QuietHandler)
-        self._server.set_app(_App(registry, ready, extra))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=256)
+        self._app = _App(registry, ready, extra)
+        self._max_connections = max_connections
+        self._request_timeout = request_timeout
+        # Connections whose request has not arrived whole yet, oldest first.
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        self._open = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
 
     @property
     def host(self) -> str:
-        return str(self._server.server_address[0])
+        return str(self._socket.getsockname()[0])
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -211,25 +225,66 @@ class ExpositionServer:
     def start(self) -> ExpositionServer:
         if self._thread is not None or self._closed:
             raise RuntimeError("exposition server already started or closed")
+        started = threading.Event()
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_SECONDS},
-            name=f"metrics-http-{self.port}",
-            daemon=True,
+            target=self._serve, args=(started,), name=f"metrics-http-{self.port}", daemon=True
         )
         self._thread.start()
+        started.wait(timeout=10)
         log.info("metrics endpoint listening", extra={"url": self.url + METRICS_PATH})
         return self
+
+    def _serve(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        server = loop.run_until_complete(
+            asyncio.start_server(self._connection, sock=self._socket, limit=MAX_HEAD_BYTES)
+        )
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= self._max_connections and self._waiting:
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest)
+            oldest.transport.abort()
+        self._open += 1
+        self._waiting[writer] = None
+        try:
+            try:
+                request = await asyncio.wait_for(_read_request(reader), self._request_timeout)
+            except _BadRequest as error:
+                response = HttpResponse(error.status, f"{error}\n".encode())
+            else:
+                self._waiting.pop(writer, None)
+                response = self._app(request)
+            writer.write(_encode(response))
+            await asyncio.wait_for(writer.drain(), self._request_timeout)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client was too slow, went away or sent half a request: nothing to answer
+        finally:
+            self._waiting.pop(writer, None)
+            self._open -= 1
+            writer.close()
 
     def close(self) -> None:
         """Stops accepting, closes the socket and waits for the serving thread; idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._thread is not None:
-            self._server.shutdown()
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
-        self._server.server_close()
+        self._socket.close()
 
     def __enter__(self) -> ExpositionServer:
         return self

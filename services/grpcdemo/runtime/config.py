@@ -104,6 +104,7 @@ class CommonConfig:
     grpc_addr: HostPort
     metrics_addr: HostPort
     database_url: str
+    database_probe_seconds: float
     log_level: str
     log_format: str
     shutdown_grace_seconds: float
@@ -124,6 +125,7 @@ def read_common(env: Env, *, service_name: str, grpc_default: str, metrics_defau
         grpc_addr=env.host_port("GRPC_ADDR", grpc_default),
         metrics_addr=env.host_port("METRICS_ADDR", metrics_default),
         database_url=env.string("DATABASE_URL", f"sqlite+aiosqlite:///.data/{service_name}.sqlite3"),
+        database_probe_seconds=env.number("DATABASE_PROBE_SECONDS", 5.0, minimum=0.1, maximum=300.0),
         log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
         log_format=env.choice("LOG_FORMAT", "console", ("json", "console")),
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0, maximum=300.0),

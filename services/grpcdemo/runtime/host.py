@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 Closer = Callable[[], Awaitable[None]]
 
 DISTRIBUTION = "grpc-observability-demo"
-DATABASE_PROBE_SECONDS = 5.0
 
 
 def package_version() -> str:
@@ -104,7 +103,6 @@ class ServiceHost:
         operations: Iterable[str],
         migrations: Path | None = None,
         version_table: str = "",
-        probe_interval: float = DATABASE_PROBE_SECONDS,
     ) -> Database:
         """The service's database (DATABASE_URL), migrated when `migrations` is given, its health
         feeding the server's."""
@@ -113,7 +111,7 @@ class ServiceHost:
             service=self.config.service_name,
             registry=self.registry,
             operations=operations,
-            probe_interval=probe_interval,
+            probe_interval=self.config.database_probe_seconds,
         )
         self.on_stop(db.close)
         if migrations is not None:
