@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from nativestack.dotenv import SECRETS
 
 # Host directories that `make up` creates and git ignores: they hold secrets, so they are absent
 # from a clean checkout by design.
@@ -37,7 +38,8 @@ REQUIRED_ENV["orderd"] = REQUIRED_ENV["orderd"] | FAULT_INJECTION_ENV
 REQUIRED_ENV["loadgen"] = {"FAULT_INJECTION_TOKEN"}
 
 # Variables `make up` writes into .env; compose must refuse to start without them.
-ENV_FROM_MAKE_UP = ("JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FAULT_INJECTION_TOKEN")
+# What `make env` writes into .env (tools/nativestack/dotenv.py): compose needs every one.
+ENV_FROM_MAKE_UP = SECRETS
 
 WILDCARD_LISTEN = re.compile(r"^(?:0\.0\.0\.0|\[::\]|)?:(\d+)$")
 SERVICE_ADDRESS = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d{2,5})(?!\d)")
@@ -228,21 +230,26 @@ def test_database_urls_use_asyncpg_on_the_postgres_service(compose: dict[str, An
         assert url.hostname == "postgres"
 
 
-def test_postgres_init_creates_the_databases_the_services_use(compose: dict[str, Any], repo: Path) -> None:
+def test_each_service_connects_as_its_own_role_to_the_database_that_role_owns(
+    compose: dict[str, Any], repo: Path
+) -> None:
+    """The init script (run for real by tests/integration/test_postgres_roles.py) gets the role and
+    database names as psql variables; the services must use exactly those, never the superuser."""
     postgres = services(compose)["postgres"]
     init_dir = host_path(postgres, "/docker-entrypoint-initdb.d", repo)
     assert init_dir is not None and init_dir.is_dir()
-    created = set()
-    for script in init_dir.glob("*.sql"):
-        created |= {m.lower() for m in re.findall(r"CREATE DATABASE\s+(\w+)", script.read_text(), re.I)}
-    owner = environment(postgres)["POSTGRES_USER"]
-    created.add(environment(postgres).get("POSTGRES_DB", owner))
+    script = (init_dir / "10-roles-and-databases.sh").read_text()
+    variables = dict(re.findall(r"-v (\w+)=([\w]+)", script))
+    superuser = environment(postgres)["POSTGRES_USER"]
     for name in ("userd", "orderd"):
         url = urlsplit(interpolated(environment(services(compose)[name])["DATABASE_URL"]))
-        database = url.path.lstrip("/")
-        assert database in created, f"{name} uses database {database!r}, which no init script creates"
-        user = url.username
-        assert user == owner, f"{name} connects as {user!r}, but the databases belong to {owner!r}"
+        assert url.path.lstrip("/") == variables[f"{name}_db"], name
+        assert url.username == variables[f"{name}_role"] != superuser, name
+        password = environment(services(compose)[name])["DATABASE_URL"]
+        assert f"${{{name.upper()}_DB_PASSWORD" in password, name
+        assert f"{name.upper()}_DB_PASSWORD" in environment(postgres), (
+            "postgres gets the password to create the role"
+        )
 
 
 def test_images_are_pinned(compose: dict[str, Any]) -> None:

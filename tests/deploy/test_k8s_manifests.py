@@ -106,10 +106,14 @@ def test_base_holds_exactly_the_expected_objects(base: Objects) -> None:
             ("ConfigMap", "userd-config"),
             ("Deployment", "orderd"),
             ("Deployment", "userd"),
+            ("HorizontalPodAutoscaler", "orderd"),
+            ("HorizontalPodAutoscaler", "userd"),
             ("PodDisruptionBudget", "orderd"),
+            ("PodDisruptionBudget", "userd"),
             ("PrometheusRule", "grpc-observability-demo"),
             ("Service", "orderd"),
             ("Service", "userd"),
+            ("Service", "userd-headless"),
             ("ServiceMonitor", "orderd"),
             ("ServiceMonitor", "userd"),
         ]
@@ -123,6 +127,10 @@ def test_deployment_selectors_match_their_pod_labels(base: Objects) -> None:
         assert selects(selector, deployment["spec"]["template"]["metadata"]["labels"]), name
 
 
+# The Deployment behind each Service: the headless one is userd's, for orderd's balanced channel.
+DEPLOYMENT_OF = {"userd": "userd", "orderd": "orderd", "userd-headless": "userd"}
+
+
 def test_each_service_selects_the_pods_of_exactly_its_deployment(base: Objects) -> None:
     deployments = of_kind(base, "Deployment")
     for name, service in of_kind(base, "Service").items():
@@ -132,24 +140,49 @@ def test_each_service_selects_the_pods_of_exactly_its_deployment(base: Objects) 
             for d, obj in deployments.items()
             if selects(selector, obj["spec"]["template"]["metadata"]["labels"])
         ]
-        assert matched == [name], f"Service {name} selects {matched}"
+        assert matched == [DEPLOYMENT_OF[name]], f"Service {name} selects {matched}"
 
 
 def test_service_ports_target_named_container_ports(base: Objects) -> None:
     deployments = of_kind(base, "Deployment")
     for name, service in of_kind(base, "Service").items():
-        container_ports = {p["name"]: p["containerPort"] for p in main_container(deployments[name])["ports"]}
+        deployment = DEPLOYMENT_OF[name]
+        container_ports = {
+            p["name"]: p["containerPort"] for p in main_container(deployments[deployment])["ports"]
+        }
         service_ports = {p["name"]: p for p in service["spec"]["ports"]}
-        assert set(service_ports) == {"grpc", "metrics"}, name
+        # The headless Service is for gRPC clients only; the ClusterIP one is scraped.
+        assert set(service_ports) == ({"grpc"} if name == "userd-headless" else {"grpc", "metrics"}), name
         for port_name, port in service_ports.items():
             assert port["targetPort"] in container_ports, f"{name}: targetPort {port['targetPort']}"
-            assert port["port"] == container_ports[port["targetPort"]] == SERVICES[name][port_name]
+            assert port["port"] == container_ports[port["targetPort"]] == SERVICES[deployment][port_name]
 
 
-def test_orderd_runs_two_replicas_and_userd_one(base: Objects) -> None:
+def test_both_services_run_two_replicas_at_least_and_scale_on_cpu(base: Objects) -> None:
     deployments = of_kind(base, "Deployment")
-    assert deployments["orderd"]["spec"]["replicas"] == 2
-    assert deployments["userd"]["spec"]["replicas"] == 1
+    autoscalers = of_kind(base, "HorizontalPodAutoscaler")
+    budgets = of_kind(base, "PodDisruptionBudget")
+    assert set(autoscalers) == set(deployments) == set(budgets)
+    for name, hpa in autoscalers.items():
+        spec = hpa["spec"]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert deployments[name]["spec"]["replicas"] == spec["minReplicas"] >= 2
+        assert spec["maxReplicas"] > spec["minReplicas"]
+        # The budget must leave a pod to evict at the autoscaler's floor, or a drain never proceeds.
+        assert budgets[name]["spec"]["minAvailable"] < spec["minReplicas"]
+        [metric] = spec["metrics"]
+        assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+        # Utilization is of the CPU request: every container must have one (tested below too).
+        assert main_container(deployments[name])["resources"]["requests"]["cpu"]
+
+
+def test_orderd_reaches_every_userd_pod_through_the_headless_service(base: Objects) -> None:
+    headless = of_kind(base, "Service")["userd-headless"]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"].get("publishNotReadyAddresses", False) is False
+    env = container_env(main_container(of_kind(base, "Deployment")["orderd"]), base)
+    assert env["USERD_ADDR"]["value"] == "dns:///userd-headless:50051"
 
 
 def test_disruption_budget_covers_orderd_and_lets_a_drain_proceed(base: Objects) -> None:
@@ -169,7 +202,9 @@ def test_grpc_probes_hit_the_grpc_port_and_readiness_names_the_served_service(ba
             assert container[probe]["grpc"]["port"] == grpc_port, f"{name} {probe}"
         # The named service goes NOT_SERVING at shutdown; it must be one the server registers.
         assert container["readinessProbe"]["grpc"]["service"] == served_grpc_service(name)
-        assert container["livenessProbe"]["grpc"].get("service", "") == ""
+        # Liveness asks the health entry that stays SERVING while the database is down or the pod
+        # drains (grpcdemo.runtime.grpc_server.LIVENESS_SERVICE): a restart fixes neither.
+        assert container["livenessProbe"]["grpc"]["service"] == "liveness"
 
 
 def test_every_container_has_requests_and_limits(base: Objects) -> None:
@@ -225,9 +260,8 @@ def test_containers_get_the_configuration_the_services_require(base: Objects) ->
             host, _, port = env[variable]["value"].rpartition(":")
             assert host == "0.0.0.0", f"{name}: {variable} must listen beyond loopback inside a pod"
             assert int(port) == ports[port_name], f"{name}: {variable} vs containerPort {port_name}"
-    userd_host, _, userd_port = container_env(main_container(of_kind(base, "Deployment")["orderd"]), base)[
-        "USERD_ADDR"
-    ]["value"].rpartition(":")
+    userd_target = container_env(main_container(of_kind(base, "Deployment")["orderd"]), base)["USERD_ADDR"]
+    userd_host, _, userd_port = userd_target["value"].removeprefix("dns:///").rpartition(":")
     assert userd_host in services, f"USERD_ADDR names {userd_host}, which is not a Service"
     grpc = next(p for p in services[userd_host]["spec"]["ports"] if p["name"] == "grpc")
     assert int(userd_port) == grpc["port"]
@@ -273,7 +307,7 @@ def test_images_are_pinned_and_shared(base: Objects) -> None:
 def test_servicemonitors_select_their_service_and_scrape_the_metrics_port(base: Objects) -> None:
     services = of_kind(base, "Service")
     monitors = of_kind(base, "ServiceMonitor")
-    assert set(monitors) == set(services)
+    assert set(monitors) == set(services) - {"userd-headless"}
     for name, monitor in monitors.items():
         selector = monitor["spec"]["selector"]["matchLabels"]
         selected = [s for s, obj in services.items() if selects(selector, obj["metadata"]["labels"])]

@@ -38,9 +38,11 @@ def through(proxy: TcpProxy, url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{proxy.port}"))
 
 
-async def serving(port: int) -> bool:
+async def serving(port: int, service: str = "") -> bool:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
@@ -133,6 +135,9 @@ async def test_both_services_answer_unavailable_go_not_serving_and_recover(
             print(f"\nhealth NOT_SERVING {time.monotonic() - cut_at:.1f}s after the cut (waited {down:.1f}s)")
         assert stack.userd.registry.get_sample_value("userd_database_up") == 0
         assert stack.orderd.registry.get_sample_value("orderd_database_up") == 0
+        # What liveness probes ask stays SERVING: restarting the process would not bring the database back.
+        assert await serving(stack.userd.port, "liveness")
+        assert await serving(stack.orderd.port, "liveness")
 
         down_lines = [r for r in caplog.records if r.getMessage() == "database unavailable"]
         assert {r.name for r in down_lines} == {"grpcdemo.persistence.database"}

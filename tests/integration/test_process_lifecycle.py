@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.support.observability_echo import Scrape, http_get
@@ -75,3 +78,90 @@ def test_sigterm_finishes_in_flight_calls_then_exits_zero(tmp_path: Path) -> Non
     assert "shutting down" in messages and messages[-1] == "stopped"
     assert "secret-pass-1" not in log_path.read_text()
     assert TEST_JWT_SECRET not in log_path.read_text()
+
+
+def test_steady_calls_through_sigterm_fail_none_that_started_before_the_stop(tmp_path: Path) -> None:
+    """SIGTERM: health goes NOT_SERVING first, the server keeps answering for SHUTDOWN_DRAIN_SECONDS
+    (so balancers stop sending), then refuses new calls; every call started before the stop ends
+    OK, in-flight ones included (Me is made 300 ms slow, so a few are always in flight)."""
+    port, metrics_port = free_port(), free_port()
+    token = "drain-test-fault-token-0123456789"
+    env = {
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "GRPC_ADDR": f"127.0.0.1:{port}",
+        "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/u.db",
+        "BCRYPT_ROUNDS": "4",
+        "SHUTDOWN_DRAIN_SECONDS": "2",
+        "FAULT_INJECTION_ENABLED": "true",
+        "FAULT_INJECTION_TOKEN": token,
+    }
+    with service_process("userd", env, tmp_path / "userd.log") as proc:
+        wait_serving(port)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{metrics_port}/admin/faults",
+            data=json.dumps({"latency": {"min_ms": 300, "methods": ["Me"]}}).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            users = user_pb2_grpc.UserServiceStub(channel)
+            users.Register(
+                user_pb2.RegisterRequest(email="d@example.com", password="correct horse", name="D")
+            )
+            access = users.Login(
+                user_pb2.LoginRequest(email="d@example.com", password="correct horse")
+            ).access_token
+            metadata = (("authorization", f"Bearer {access}"),)
+            results: list[tuple[float, grpc.StatusCode]] = []
+            lock = threading.Lock()
+
+            def one_call() -> None:
+                started = time.monotonic()
+                try:
+                    users.Me(user_pb2.MeRequest(), metadata=metadata, timeout=10)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as error:
+                    code = error.code()
+                with lock:
+                    results.append((started, code))
+
+            health_seen: list[tuple[float, int]] = []
+            with ThreadPoolExecutor(32) as pool, grpc.insecure_channel(f"127.0.0.1:{port}") as probe:
+                health = health_pb2_grpc.HealthStub(probe)
+                # 25 calls a second for ~1 s before the stop and 4 s after it.
+                stop_at = time.monotonic() + 1.0
+                stopped_at = None
+                for n in range(125):
+                    due = stop_at - 1.0 + n * 0.04
+                    while time.monotonic() < due:
+                        time.sleep(0.005)
+                    if stopped_at is None and time.monotonic() >= stop_at:
+                        proc.send_signal(signal.SIGTERM)
+                        stopped_at = time.monotonic()
+                    pool.submit(one_call)
+                    if stopped_at is not None and n % 5 == 0:
+                        try:
+                            status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        except grpc.RpcError:
+                            status = -1
+                        health_seen.append((time.monotonic() - stopped_at, status))
+        assert proc.wait(timeout=30) == 0
+    assert stopped_at is not None
+    before = [code for started, code in results if started < stopped_at]
+    during_drain = [code for started, code in results if stopped_at + 0.2 <= started < stopped_at + 1.8]
+    print(
+        f"\ndrain: {len(before)} calls started before SIGTERM, "
+        f"{sum(c == grpc.StatusCode.OK for c in before)} OK; "
+        f"{len(during_drain)} during the drain, {sum(c == grpc.StatusCode.OK for c in during_drain)} OK"
+    )
+    assert len(before) >= 20
+    assert set(before) == {grpc.StatusCode.OK}
+    # Still served while draining, and health said NOT_SERVING meanwhile.
+    assert during_drain and set(during_drain) == {grpc.StatusCode.OK}
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    assert any(status == not_serving for seconds, status in health_seen if seconds < 1.8)
+    assert all(
+        status != health_pb2.HealthCheckResponse.SERVING for seconds, status in health_seen if seconds > 0.2
+    )

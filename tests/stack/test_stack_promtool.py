@@ -76,7 +76,7 @@ def test_rule_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     shutil.copytree(PROMETHEUS_DIR / "rules", rules)
     alerts = rules / "alerts.yml"
     text = alerts.read_text()
-    service_down = "expr: up{job=~\"userd|orderd\"} == 0\n        for: 30s"
+    service_down = 'expr: up{job=~"userd|orderd"} == 0\n        for: 30s'
     assert text.count(service_down) == 1
     alerts.write_text(text.replace(service_down, service_down.replace("30s", "20s")))
     tests = tmp_path / "tests"

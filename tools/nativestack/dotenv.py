@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Final
 
 # Every secret the stack needs; `make env` adds whichever is missing, never replaces one.
-SECRETS: Final = ("JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FAULT_INJECTION_TOKEN")
+SECRETS: Final = (
+    "JWT_SECRET",
+    "POSTGRES_PASSWORD",
+    "USERD_DB_PASSWORD",
+    "ORDERD_DB_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "FAULT_INJECTION_TOKEN",
+)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

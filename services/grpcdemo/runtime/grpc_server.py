@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.aio.Server], None]
 
+# A health service name that answers SERVING as long as the process runs, for liveness probes: the
+# whole server ("") and the API services go NOT_SERVING while a dependency is down or the server
+# drains, which must take it out of rotation (readiness), not get it restarted (liveness).
+LIVENESS_SERVICE = "liveness"
+
 
 @dataclass
 class RunningServer:
@@ -89,6 +94,7 @@ async def start_grpc_server(
         raise OSError(f"cannot bind gRPC address {addr}")
     await server.start()
     running = RunningServer(server, port, health_servicer, tuple(service_names))
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     await running.set_serving(serving)
     log.info("gRPC server listening", extra={"addr": f"{addr.host}:{port}"})
     return running
