@@ -26,6 +26,8 @@ Registrar = Callable[[grpc.aio.Server], None]
 # drains, which must take it out of rotation (readiness), not get it restarted (liveness).
 LIVENESS_SERVICE = "liveness"
 
+MAX_METADATA_BYTES = 64 * 1024
+
 
 @dataclass
 class RunningServer:
@@ -67,6 +69,11 @@ def server_options(config: CommonConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
         ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000)),
+        # gRPC's default soft limit on a request's metadata (8 KiB) refuses larger headers at random
+        # before any handler runs: RESOURCE_EXHAUSTED, uncounted, whatever the cause. Up to the hard
+        # limit the handler sees the call and names the cause (an oversized token is UNAUTHENTICATED).
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
     ]
 
 
