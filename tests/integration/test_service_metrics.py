@@ -360,7 +360,9 @@ async def test_orderd_outcomes_and_the_hop_to_userd(stack: Stack) -> None:
     )
 
 
-async def test_userd_too_slow_is_deadline_exceeded_on_the_hop_and_unavailable_from_orderd(stack: Stack) -> None:
+async def test_userd_too_slow_is_deadline_exceeded_on_the_hop_and_unavailable_from_orderd(
+    stack: Stack,
+) -> None:
     """userd not answering within AUTH_TIMEOUT_SECONDS (0.3 here) is a dependency failing: orderd's
     caller, who still had 10 s, gets a retryable UNAVAILABLE, and the hop shows DeadlineExceeded."""
     _, token = await stack.register_and_login("slow@example.com")

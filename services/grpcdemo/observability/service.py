@@ -27,6 +27,7 @@ from grpcdemo.observability.tracing import (
     ClientSpans,
     ServerSpans,
     create_tracer_provider,
+    exports_spans,
     install_global_tracer_provider,
 )
 
@@ -58,14 +59,18 @@ class ServiceObservability:
         self.build_info = register_build_info(service_name, version, registry)
         self.server_metrics = GrpcServerMetrics(registry)
         self.client_metrics = GrpcClientMetrics(registry)
+        processors = list(span_processors)
         self._owns_tracer_provider = tracer_provider is None
         self.tracer_provider = tracer_provider or create_tracer_provider(
-            service_name, environ=environ, span_processors=span_processors
+            service_name, environ=environ, span_processors=processors
         )
+        # Spans that no exporter or processor receives are made as contexts only (ids for the trace,
+        # exemplars and logs); a provider from the caller may have processors we cannot see.
+        self.spans_exported = tracer_provider is not None or exports_spans(environ, processors)
         if install_global_tracer:
             install_global_tracer_provider(self.tracer_provider)
         self._client_interceptors = client_interceptors(
-            self.client_metrics, ClientSpans(self.tracer_provider)
+            self.client_metrics, ClientSpans(self.tracer_provider, exported=self.spans_exported)
         )
         self._exposition: ExpositionServer | None = None
 
@@ -80,7 +85,7 @@ class ServiceObservability:
         grpcdemo.observability.server for the order)."""
         return HandlerWrapper(
             self.server_metrics,
-            ServerSpans(self.tracer_provider),
+            ServerSpans(self.tracer_provider, exported=self.spans_exported),
             before_call=before_call,
             map_error=map_error,
             max_concurrent=max_concurrent,

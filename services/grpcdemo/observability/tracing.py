@@ -28,7 +28,17 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from grpcdemo.observability.grpc_names import MethodName, status_code_of
 
@@ -37,6 +47,7 @@ __all__ = [
     "ServerSpans",
     "build_span_exporter",
     "create_tracer_provider",
+    "exports_spans",
     "install_global_tracer_provider",
     "otlp_endpoint",
     "service_name_from",
@@ -130,6 +141,36 @@ def install_global_tracer_provider(provider: TracerProvider) -> bool:
     return True
 
 
+def exports_spans(environ: Mapping[str, str] | None, span_processors: Iterable[SpanProcessor] = ()) -> bool:
+    """Whether a provider built by create_tracer_provider with these settings hands its spans to
+    anyone (an OTLP exporter, or processors such as a test's in-memory exporter)."""
+    env = os.environ if environ is None else environ
+    return otlp_endpoint(env) is not None or any(True for _ in span_processors)
+
+
+class _UnexportedSpans:
+    """Span contexts without span objects, for a process that exports no spans: the ids still join
+    the caller's trace (W3C propagation), name exemplars and log lines, but nothing is built that no
+    one would read (an SDK span costs ~20 us of CPU to open and close). Parent-based sampling, as
+    the default sampler: sampled unless the caller's trace is not."""
+
+    def __init__(self) -> None:
+        self._ids = RandomIdGenerator()
+
+    def span(self, parent: otel_context.Context | None) -> Span:
+        caller = trace.get_current_span(parent).get_span_context()
+        if caller.is_valid:
+            trace_id, flags, state = caller.trace_id, caller.trace_flags, caller.trace_state
+        else:
+            trace_id, flags, state = self._ids.generate_trace_id(), _SAMPLED, _NO_STATE
+        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
+        return NonRecordingSpan(context)
+
+
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NO_STATE: Final = TraceState()
+
+
 def _rpc_attributes(path: str) -> dict[str, Any]:
     name = MethodName.parse(path)
     return {"rpc.system": "grpc", "rpc.service": name.service, "rpc.method": name.method}
@@ -137,10 +178,12 @@ def _rpc_attributes(path: str) -> dict[str, Any]:
 
 class ServerSpans:
     """Opens the server span of a call, as a child of the caller's `traceparent`, and makes it
-    current (for exemplars and log lines) until `end`."""
+    current (for exemplars and log lines) until `end`. With `exported=False` (no exporter, no
+    processor) only span contexts are made (_UnexportedSpans)."""
 
-    def __init__(self, provider: trace.TracerProvider) -> None:
+    def __init__(self, provider: trace.TracerProvider, *, exported: bool = True) -> None:
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._unexported = None if exported else _UnexportedSpans()
         self._attributes: dict[str, dict[str, Any]] = {}
         self._propagator: object = None
         self._fields: set[str] = set()
@@ -158,16 +201,22 @@ class ServerSpans:
         fields = self._propagated_fields()
         carrier = {key: value for key, value in metadata or () if key in fields and isinstance(value, str)}
         parent = propagate.extract(carrier) if carrier else otel_context.Context()
-        attributes = self._attributes.get(path)
-        if attributes is None:
-            attributes = self._attributes.setdefault(path, _rpc_attributes(path))
-        span = self._tracer.start_span(path, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        if self._unexported is not None:
+            span: Span = self._unexported.span(parent)
+        else:
+            attributes = self._attributes.get(path)
+            if attributes is None:
+                attributes = self._attributes.setdefault(path, _rpc_attributes(path))
+            span = self._tracer.start_span(path, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         return span, token
 
     @staticmethod
     def end(span: Span, token: object, code_name: str) -> None:
         """`code_name` in Go spelling, as the metrics record it."""
+        if not span.is_recording():
+            otel_context.detach(token)  # type: ignore[arg-type]
+            return
         code = status_code_of(code_name)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code in _SERVER_ERROR_CODES:
@@ -179,15 +228,19 @@ class ServerSpans:
 class ClientSpans:
     """Opens the client span of an outgoing call and writes its context into the call's metadata."""
 
-    def __init__(self, provider: trace.TracerProvider) -> None:
+    def __init__(self, provider: trace.TracerProvider, *, exported: bool = True) -> None:
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._unexported = None if exported else _UnexportedSpans()
         self._attributes: dict[str, dict[str, Any]] = {}
 
     def start(self, path: str, metadata: MutableSequence[tuple[str, str]]) -> Span:
-        attributes = self._attributes.get(path)
-        if attributes is None:
-            attributes = self._attributes.setdefault(path, _rpc_attributes(path))
-        span = self._tracer.start_span(path, kind=SpanKind.CLIENT, attributes=attributes)
+        if self._unexported is not None:
+            span: Span = self._unexported.span(None)
+        else:
+            attributes = self._attributes.get(path)
+            if attributes is None:
+                attributes = self._attributes.setdefault(path, _rpc_attributes(path))
+            span = self._tracer.start_span(path, kind=SpanKind.CLIENT, attributes=attributes)
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         metadata.extend(carrier.items())
@@ -195,6 +248,8 @@ class ClientSpans:
 
     @staticmethod
     def end(span: Span, code_name: str) -> None:
+        if not span.is_recording():
+            return
         code = status_code_of(code_name)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code is not grpc.StatusCode.OK:

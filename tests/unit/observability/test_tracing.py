@@ -7,9 +7,11 @@ from grpcdemo.observability.tracing import (
     ServerSpans,
     build_span_exporter,
     create_tracer_provider,
+    exports_spans,
     otlp_endpoint,
     service_name_from,
 )
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -111,3 +113,44 @@ def test_a_callers_bad_request_is_no_server_span_error() -> None:
     assert server.parent is None
     assert server.status.is_unset
     provider.shutdown()
+
+
+def test_spans_are_exported_only_with_an_endpoint_or_a_processor() -> None:
+    assert not exports_spans({})
+    assert exports_spans({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"})
+    assert exports_spans({}, [SimpleSpanProcessor(InMemorySpanExporter())])
+
+
+def test_unexported_spans_still_join_the_callers_trace_and_propagate_it() -> None:
+    provider = create_tracer_provider("x", environ={})
+    client = ClientSpans(provider, exported=False)
+    server = ServerSpans(provider, exported=False)
+    metadata: list[tuple[str, str]] = []
+    outgoing = client.start("/a.v1.S/M", metadata)
+    assert not outgoing.is_recording()
+    [(key, traceparent)] = metadata
+    assert key == "traceparent" and traceparent.endswith("-01")  # sampled, as parent-based sampling says
+
+    span, token = server.start("/a.v1.S/M", tuple(metadata))
+    try:
+        current = trace.get_current_span().get_span_context()
+        assert current.trace_id == outgoing.get_span_context().trace_id
+        assert current.span_id not in (0, outgoing.get_span_context().span_id)
+        # A nested outgoing call continues the same trace.
+        nested: list[tuple[str, str]] = []
+        client.start("/b.v1.S/M", nested)
+        assert nested[0][1].split("-")[1] == format(current.trace_id, "032x")
+    finally:
+        ServerSpans.end(span, token, "Internal")
+    assert not trace.get_current_span().get_span_context().is_valid
+    provider.shutdown()
+
+
+def test_an_unsampled_caller_stays_unsampled() -> None:
+    provider = create_tracer_provider("x", environ={})
+    caller = "00-" + "1" * 32 + "-" + "2" * 16 + "-00"
+    span, token = ServerSpans(provider, exported=False).start("/a.v1.S/M", (("traceparent", caller),))
+    try:
+        assert not span.get_span_context().trace_flags.sampled
+    finally:
+        ServerSpans.end(span, token, "OK")
