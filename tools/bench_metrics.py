@@ -16,9 +16,12 @@ Configurations:
 - bare:      no wrapper, no interceptor
 - noop:      one aio interceptor that only passes the call on: what grpc.aio charges for having any
              (for reference: the project uses none on the server)
+- passthrough: the handler registered inside an `async def` that only awaits it: what wrapping a
+             handler at registration costs at all, before recording anything
 - metrics:   the handler wrapper with metrics only (goal: <= 1.05x bare)
 - services:  the handler wrapper as the services run it: span, metrics, the fault hook (off) and
-             error mapping
+             error mapping, with spans built for an exporter (compose, Kubernetes)
+- unexported: the same when no exporter is configured (native `make up`): spans are contexts only
 - otel-aio:  opentelemetry-instrumentation-grpc's aio server interceptor alone, for reference
 """
 
@@ -44,7 +47,7 @@ from grpcdemo.observability.tracing import ClientSpans, ServerSpans, create_trac
 from grpcdemo.runtime.status_mapping import map_error
 from prometheus_client import CollectorRegistry
 
-CONFIGS = ("bare", "noop", "metrics", "services", "otel-aio")
+CONFIGS = ("bare", "noop", "passthrough", "metrics", "services", "unexported", "otel-aio")
 CLIENTS = ("plain", "noop", "metrics", "traced")
 ECHO = "/bench.v1.Echo/Echo"
 CPU = "/bench.v1.Control/Cpu"
@@ -63,7 +66,7 @@ class _NoopClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ign
         return await continuation(client_call_details, request)
 
 
-def _server(config: str) -> tuple[grpc.aio.Server, grpc.aio.Server]:
+def _server(config: str) -> tuple[grpc.aio.Server, Any]:
     """(the server to start, the object to register the handlers on)."""
     if config == "noop":
         server = grpc.aio.server(interceptors=[_NoopServerInterceptor()])
@@ -77,18 +80,38 @@ def _server(config: str) -> tuple[grpc.aio.Server, grpc.aio.Server]:
     server = grpc.aio.server()
     if config == "bare":
         return server, server
+    if config == "passthrough":
+        return server, _Passthrough(server)
     metrics = GrpcServerMetrics(CollectorRegistry())
     metrics.preinitialize_methods([ECHO_SPEC])
     if config == "metrics":
         return server, InstrumentedServer(server, HandlerWrapper(metrics))
     faults = FaultInjector("bench", CollectorRegistry())
-    spans = ServerSpans(create_tracer_provider("bench", environ={}))
+    spans = ServerSpans(create_tracer_provider("bench", environ={}), exported=config == "services")
     wrapper = HandlerWrapper(metrics, spans, before_call=faults.decide, map_error=map_error)
     return server, InstrumentedServer(server, wrapper)
 
 
 async def _echo(request: bytes, _: Any) -> bytes:
     return request
+
+
+class _Passthrough:
+    """Registers every handler inside a coroutine that only awaits it."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        def wrap(handler: Any) -> Any:
+            behavior = handler.unary_unary
+
+            async def passthrough(request: Any, context: Any) -> Any:
+                return await behavior(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(passthrough)
+
+        self._server.add_registered_method_handlers(service, {k: wrap(h) for k, h in handlers.items()})
 
 
 async def _cpu(_: bytes, __: Any) -> bytes:
@@ -254,6 +277,10 @@ def _report(
         f"metrics wrapper in-process: {wrapper_us:.1f} us/call = {100 * wrapper_us / bare:.1f}% of bare CPU/call"
     )
     print(f"an interceptor that does nothing: {_paired(server_us, 'noop', 'bare'):.3f} x bare")
+    print(
+        f"wrapping at registration at all (passthrough): {_paired(server_us, 'passthrough', 'bare'):.3f} x bare; "
+        f"metrics over that: {_paired(server_us, 'metrics', 'passthrough'):.3f} x"
+    )
     print(
         f"client CPU/call median: plain {statistics.median(client_us['plain']):.1f} us, "
         f"no-op interceptor {statistics.median(client_us['noop']):.1f} us, "
