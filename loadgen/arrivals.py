@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -69,32 +68,13 @@ class Arrival:
     """Seeds the arrival's own choices (user, basket), so they do not depend on timing or drops."""
 
 
-class _CapWindow:
-    def __init__(self, per_minute: int) -> None:
-        self._per_minute = per_minute
-        self._admitted: deque[float] = deque()
-
-    def admit(self, t: float) -> bool:
-        while self._admitted and self._admitted[0] <= t - 60:
-            self._admitted.popleft()
-        if len(self._admitted) >= self._per_minute:
-            return False
-        self._admitted.append(t)
-        return True
-
-
 def plan(mix: Mix, profile: RateProfile, seed: int, spacing: Spacing = "poisson") -> Iterator[Arrival]:
     """Endless arrivals in order of intended send time; the caller stops at its duration."""
     rng = random.Random(seed)
-    windows = {action: _CapWindow(cap.per_minute) for action, cap in mix.caps.items()}
     t = 0.0
     while True:
         t = _next_time(t, profile, rng, spacing)
-        action = mix.choose(rng)
-        window = windows.get(action)
-        if window is not None and not window.admit(t):
-            action = mix.caps[action].fallback
-        yield Arrival(t, action, rng.getrandbits(64))
+        yield Arrival(t, mix.choose(rng), rng.getrandbits(64))
 
 
 def _next_time(t: float, profile: RateProfile, rng: random.Random, spacing: Spacing) -> float:

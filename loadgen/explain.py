@@ -25,10 +25,6 @@ def explain(config: LoadgenConfig) -> str:
         lines.append(
             f'{share * 100:6.2f}%  {action.value:<27}{rpc.value:<12}{code_name(code):<17}{counter}{{result="{result}"}}'
         )
-    for action, cap in scenario.mix.caps.items():
-        lines.append(
-            f"{action.value}: at most {cap.per_minute} a minute, the rest become {cap.fallback.value}"
-        )
     for plan in scenario.faults:
         lines.append(f"faults in {plan.service} (PUT /admin/faults): {plan.spec}")
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from grpcdemo.genproto.user.v1 import user_pb2
 
 from loadgen.arrivals import ConstantRate, RateProfile, SpikeRate
 from loadgen.kinds import Action
-from loadgen.mix import DEFAULT_CAPS, DEFAULT_MIX, DEFAULT_WEIGHTS, Mix
+from loadgen.mix import DEFAULT_MIX, DEFAULT_WEIGHTS, Mix
 
 Service = Literal["userd", "orderd"]
 
@@ -73,8 +73,7 @@ _BAD_REQUESTS_MIX: Final = Mix(
         Action.CREATE_ORDER_INVALID: 30,
         Action.LOGIN_INVALID_EMAIL: 10,
         Action.REGISTER_INVALID: 10,
-    },
-    DEFAULT_CAPS,
+    }
 )
 
 SCENARIOS: Final[dict[str, Scenario]] = {

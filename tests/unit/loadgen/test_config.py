@@ -87,7 +87,8 @@ def test_explain_describes_each_scenario(name: str) -> None:
         assert "PUT /admin/faults" in text
 
 
-def test_explain_shows_the_default_shares_and_cap() -> None:
+def test_explain_shows_the_default_shares_and_no_cap() -> None:
     text = explain(parse([], environ={}))
     assert " 31.00%  me " in text
-    assert "login_wrong_password: at most 2 a minute" in text
+    assert "  0.50%  login_wrong_password " in text
+    assert "at most" not in text
