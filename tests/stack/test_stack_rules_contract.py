@@ -75,7 +75,7 @@ GRPC_CODES = {
 }  # fmt: skip
 RESULTS = {
     "success", "user_not_found", "invalid_password", "invalid_input", "user_exists", "invalid_token",
-    "missing_token", "failed", "unauthenticated", "not_found",
+    "missing_token", "failed", "unauthenticated", "not_found", "throttled", "overloaded",
 }  # fmt: skip
 
 # Label values the rules may match on, per label.
@@ -206,7 +206,9 @@ def test_alert_annotations(name: str) -> None:
     assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
     assert annotations["summary"].strip()
     if name != "Watchdog":
-        assert re.search(r"\{\{ \$value \| humanize\w* \}\}", annotations["description"]), "no live value"
+        assert re.search(r'\{\{ \$value \| (humanize\w*|printf "[^"]+") \}\}', annotations["description"]), (
+            "no live value"
+        )
 
     runbook = re.fullmatch(r"https://\S+/docs/runbook\.md#([\w-]+)", annotations["runbook_url"])
     assert runbook, annotations["runbook_url"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from dashboards import thresholds as rule
 from dashboards.builder import (
     OFF_ON,
     UP_DOWN,
@@ -28,18 +29,24 @@ from dashboards.builder import (
     query_variable,
     thresholds,
 )
-from dashboards.thresholds import (
-    ERROR_RATIO_ALERT,
-    FAST_BURN,
-    INFRASTRUCTURE_GRPC_SERVICES,
-    INVALID_LOGINS_ALERT,
-    ORDER_FAILURE_ALERT,
-    P95_LATENCY_ALERT,
-    SERVER_FAULT_CODES,
-    SLO_ERROR_BUDGET,
-    SLO_PERIOD,
-    SLOW_BURN,
-)
+from dashboards.thresholds import INFRASTRUCTURE_GRPC_SERVICES, SERVER_FAULT_CODES, SLO_PERIOD
+
+# Read from prometheus/rules/alerts.yml (dashboards/thresholds.py): each line sits where its alert fires.
+SLO_ERROR_BUDGET = rule.error_budget()
+ERROR_RATIO_ALERT = rule.error_ratio().value
+CLIENT_ERROR_RATIO_ALERT = rule.client_error_ratio().value
+CLIENT_FAILURES_ALERT = rule.client_failures_per_minute().value
+P95_LATENCY_ALERT = rule.p95_latency().value
+ORDER_FAILURE_ALERT = rule.order_failure_ratio().value
+LOGIN_FAILURE_SHARE_ALERT = rule.login_failure_share().value
+LOGIN_THROTTLED_ALERT = rule.login_throttled().value
+FAST_BURN = rule.fast_burn().value
+SLOW_BURN = rule.slow_burn().value
+
+
+def percent(ratio: float) -> str:
+    return f"{ratio * 100:g}%"
+
 
 # ---------------------------------------------------------------------------------------------
 # Dashboards
@@ -168,8 +175,8 @@ def overview() -> Json:
             "Server-fault error ratio",
             "Share of requests answered with a server-fault code (Unknown, Internal, Unavailable, "
             "DataLoss, DeadlineExceeded, ResourceExhausted) over 1 minute; caller errors such as "
-            "NotFound or Unauthenticated are not counted. The dashed line is the 99.9% SLO's error "
-            "budget (0.1%).",
+            "NotFound or Unauthenticated are not counted. The dashed line is the SLO's error budget "
+            f"({percent(SLO_ERROR_BUDGET)}), which ErrorBudgetBurnFast and ErrorBudgetBurnSlow divide by.",
             [Query(f"job:grpc_server_errors_per_request:ratio_rate1m{{{job}}}", "{{service}}")],
             unit="percentunit",
             thresholds=alert_line(SLO_ERROR_BUDGET),
@@ -198,7 +205,7 @@ def overview() -> Json:
             "timeseries",
             "p95 latency",
             "95th percentile of server handling time per service over 1 minute, all methods together "
-            "(job:grpc_server_handling_seconds:p95_rate1m). The dashed line is the 500 ms at which "
+            f"(job:grpc_server_handling_seconds:p95_rate1m). The dashed line is the {P95_LATENCY_ALERT:g} s at which "
             "GRPCLatencyP95High fires for a single method; the gRPC server dashboard has per-method "
             "percentiles and traces.",
             [Query(f"job:grpc_server_handling_seconds:p95_rate1m{{{job}}}", "{{service}}")],
@@ -224,8 +231,9 @@ def overview() -> Json:
         Panel(
             "bargauge",
             "Error budget remaining",
-            f"Share of the 99.9% availability SLO's error budget left over the SLO period ({SLO_PERIOD}, "
-            f"rolling): 1 - (server-fault responses / all responses over {SLO_PERIOD}) / 0.1%, per "
+            f"Share of the {percent(1 - SLO_ERROR_BUDGET)} availability SLO's error budget left over the SLO "
+            f"period ({SLO_PERIOD}, rolling): 1 - (server-fault responses / all responses over {SLO_PERIOD}) "
+            f"/ {percent(SLO_ERROR_BUDGET)}, per "
             "service, never below 0%; health checks and reflection are not counted, as in the SLO "
             "rules. 100% means no server faults in the period, 0% that the budget is spent. A demo "
             "younger than 30 days, or a Prometheus keeping less (compose keeps 7 d, a native run the "
@@ -250,8 +258,8 @@ def overview() -> Json:
             "timeseries",
             "Error budget burn rate",
             "How many times faster than sustainable each service spends its error budget (server-fault "
-            "ratio / 0.1%). ErrorBudgetBurnFast fires when both 1h and 5m exceed 14.4; "
-            "ErrorBudgetBurnSlow when both 6h and 30m exceed 6 (dashed lines).",
+            f"ratio / {percent(SLO_ERROR_BUDGET)}). ErrorBudgetBurnFast fires when both 1h and 5m exceed "
+            f"{FAST_BURN:g}; ErrorBudgetBurnSlow when both 6h and 30m exceed {SLOW_BURN:g} (dashed lines).",
             [
                 Query(
                     f"job:grpc_server_errors_per_request:ratio_rate{window}{{{job}}} / {SLO_ERROR_BUDGET}",
@@ -331,7 +339,8 @@ def grpc_server() -> Json:
             "Server-fault error ratio by method",
             "Share of a method's requests answered with a server-fault code over 1 minute "
             "(job_grpc_method:grpc_server_errors_per_request:ratio_rate1m). GRPCServerErrorRateHigh "
-            "fires after 2 minutes above 5% (dashed line). A method without calls has no ratio.",
+            f"fires after 2 minutes above {percent(ERROR_RATIO_ALERT)} (dashed line). A method without calls "
+            "has no ratio.",
             [
                 Query(
                     f"job_grpc_method:grpc_server_errors_per_request:ratio_rate1m{{{sel}}}",
@@ -390,7 +399,7 @@ def grpc_server() -> Json:
             "Latency p50 / p95 / p99 by method",
             "Handling-time percentiles per method over 1 minute, from the recording rules "
             "job_grpc_method:grpc_server_handling_seconds:p50/p95/p99_rate1m that the alerts use. "
-            "GRPCLatencyP95High fires when p95 stays above 500 ms (dashed line) for 2 minutes.",
+            f"GRPCLatencyP95High fires when p95 stays above {P95_LATENCY_ALERT:g} s (dashed line) for 2 minutes.",
             [
                 Query(
                     f"job_grpc_method:grpc_server_handling_seconds:{quantile}_rate1m{{{sel}}}",
@@ -520,8 +529,8 @@ def grpc_client() -> Json:
             "stat",
             "Server-fault results per minute",
             "Calls from the caller to each callee that ended with a server-fault code, per minute. "
-            "HighGRPCFailures (orderd -> userd) fires when more than 5 a minute are also more than 5% "
-            "of the calls, for 1 minute.",
+            f"HighGRPCFailures (orderd -> userd) fires when more than {CLIENT_FAILURES_ALERT:g} a minute are "
+            f"also more than {percent(CLIENT_ERROR_RATIO_ALERT)} of the calls, for 1 minute.",
             [
                 Query(
                     f"job_grpc_service:grpc_client_errors:rate1m{{{sel}}} * 60",
@@ -531,7 +540,7 @@ def grpc_client() -> Json:
             ],
             unit="short",
             decimals=1,
-            thresholds=thresholds([("green", None), ("red", 5)]),
+            thresholds=alert_line(CLIENT_FAILURES_ALERT),
         ),
         8,
         5,
@@ -541,8 +550,8 @@ def grpc_client() -> Json:
             "stat",
             "Server-fault ratio",
             "Share of the caller's calls to each callee ending with a server-fault code over 1 "
-            "minute (job_grpc_service:grpc_client_errors_per_request:ratio_rate1m); red from 5%, "
-            "the HighGRPCFailures ratio.",
+            f"minute (job_grpc_service:grpc_client_errors_per_request:ratio_rate1m); red from "
+            f"{percent(CLIENT_ERROR_RATIO_ALERT)}, the HighGRPCFailures ratio.",
             [
                 Query(
                     f"job_grpc_service:grpc_client_errors_per_request:ratio_rate1m{{{sel}}}",
@@ -551,7 +560,7 @@ def grpc_client() -> Json:
                 )
             ],
             unit="percentunit",
-            thresholds=alert_line(ERROR_RATIO_ALERT),
+            thresholds=alert_line(CLIENT_ERROR_RATIO_ALERT),
         ),
         8,
         5,
@@ -617,7 +626,8 @@ def grpc_client() -> Json:
             "timeseries",
             "Server-fault ratio by method",
             "Per callee method, the share of calls ending with a server-fault code over 1 minute "
-            "(job_grpc_method:grpc_client_errors_per_request:ratio_rate1m); dashed line at 5%.",
+            "(job_grpc_method:grpc_client_errors_per_request:ratio_rate1m); dashed line at "
+            f"{percent(CLIENT_ERROR_RATIO_ALERT)}, the ratio HighGRPCFailures applies per callee.",
             [
                 Query(
                     f"job_grpc_method:grpc_client_errors_per_request:ratio_rate1m{{{sel}}}",
@@ -625,7 +635,7 @@ def grpc_client() -> Json:
                 )
             ],
             unit="percentunit",
-            thresholds=alert_line(ERROR_RATIO_ALERT),
+            thresholds=alert_line(CLIENT_ERROR_RATIO_ALERT),
             threshold_line=True,
         ),
         24,
@@ -738,22 +748,35 @@ def business() -> Json:
     grid.add(
         Panel(
             "timeseries",
-            "Wrong-password logins per minute (brute-force signal)",
-            "Logins rejected for a wrong password over the last minute, the exact expression "
-            "InvalidLoginSpike evaluates: above 3 (dashed line) it fires, a sign of credential "
-            "stuffing or a broken client.",
-            [
-                Query(
-                    'sum(increase(userd_service_login_handler_total{job="userd", result="invalid_password"}[1m]))',
-                    "invalid_password / min",
-                )
-            ],
-            unit="short",
-            bars=True,
-            thresholds=alert_line(INVALID_LOGINS_ALERT),
+            "Failed-login share (brute-force signal)",
+            "Share of the logins that reached a password check and failed (wrong password, unknown "
+            "account, or refused by the throttle) over 5 minutes "
+            "(job:userd_login_failures_per_attempt:ratio_rate5m). InvalidLoginSpike fires above "
+            f"{percent(LOGIN_FAILURE_SHARE_ALERT)} (dashed line) with at least "
+            f"{rule.alert_threshold('InvalidLoginSpike', 'job:userd_login_failures:increase5m').value:g} "
+            "failures in the window: typos alone stay well below it at any traffic volume.",
+            [Query('job:userd_login_failures_per_attempt:ratio_rate5m{job="userd"}', "{{service}}")],
+            unit="percentunit",
+            thresholds=alert_line(LOGIN_FAILURE_SHARE_ALERT),
             threshold_line=True,
         ),
-        12,
+        6,
+        8,
+    )
+    grid.add(
+        Panel(
+            "timeseries",
+            "Throttled logins in 5 minutes (attack on accounts)",
+            "Logins the failed-login throttle refused over 5 minutes (job:userd_login_throttled:increase5m): "
+            "an email past its failures in the throttle's window, which typos spread over many accounts "
+            f"never reach. InvalidLoginSpike fires at {LOGIN_THROTTLED_ALERT:g} (dashed line).",
+            [Query('job:userd_login_throttled:increase5m{job="userd"}', "{{service}}")],
+            unit="short",
+            decimals=0,
+            thresholds=alert_line(LOGIN_THROTTLED_ALERT),
+            threshold_line=True,
+        ),
+        6,
         8,
     )
     grid.add(
@@ -802,16 +825,10 @@ def business() -> Json:
         Panel(
             "timeseries",
             "Order creation failure ratio",
-            "failed / (success + failed) over 1 minute: valid, authenticated orders that orderd could "
-            "not create. OrderCreationFailing fires after 2 minutes above 10% (dashed line); caller "
-            "errors do not count.",
-            [
-                Query(
-                    'sum(rate(orderd_service_total_orders_total{job="orderd", result="failed"}[1m])) / '
-                    '(sum(rate(orderd_service_total_orders_total{job="orderd", result=~"success|failed"}[1m])) > 0)',
-                    "failure ratio",
-                )
-            ],
+            "failed / (success + failed) over 1 minute (job:orderd_orders_failed_per_attempt:ratio_rate1m): "
+            "valid, authenticated orders that orderd could not create. OrderCreationFailing fires after "
+            f"2 minutes above {percent(ORDER_FAILURE_ALERT)} (dashed line); caller errors do not count.",
+            [Query('job:orderd_orders_failed_per_attempt:ratio_rate1m{job="orderd"}', "failure ratio")],
             unit="percentunit",
             thresholds=alert_line(ORDER_FAILURE_ALERT),
             threshold_line=True,

@@ -82,12 +82,13 @@ async def test_sends_at_the_target_rate_and_at_the_intended_times(
     summary = result.summary
     lags.sort()
     p99 = lags[math.ceil(0.99 * len(lags)) - 1]
-    timer_lags.sort()
-    floor = timer_lags[math.ceil(0.99 * len(timer_lags)) - 1]
+    # The worst any timer saw: on two shared cores the OS may deschedule this process for tens of
+    # milliseconds, which no scheduler can beat, and a percentile of the probe would hide it.
+    floor = max(timer_lags)
     print(
         f"\nrate accuracy: sent {summary.sent} in {summary.duration_s:.3f}s = {summary.achieved_rps:.2f}/s "
         f"(target {RATE:g}/s); send lag p50 {lags[len(lags) // 2] * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
-        f"max {lags[-1] * 1e3:.2f} ms; any timer on this loop: p99 {floor * 1e3:.2f} ms late"
+        f"max {lags[-1] * 1e3:.2f} ms; any timer on this loop: up to {floor * 1e3:.2f} ms late"
     )
     assert summary.unexpected == 0, summary.total.codes
     assert summary.dropped == 0
