@@ -19,6 +19,8 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(STAMP_RUN): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); 3.11 or newer is needed: make up PYTHON=python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e .
@@ -35,7 +37,7 @@ venv-dev: $(STAMP_DEV) ## add the dev extras (tests, linters, generators, benchm
 proto: $(STAMP_DEV) ## regenerate services/grpcdemo/genproto from protos/
 	$(PY) tools/gen_proto.py
 
-env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, GRAFANA_ADMIN_PASSWORD, FAULT_INJECTION_TOKEN) to the git-ignored .env
+env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, USERD_DB_PASSWORD, ORDERD_DB_PASSWORD, GRAFANA_ADMIN_PASSWORD, FAULT_INJECTION_TOKEN) to the git-ignored .env
 	@$(PYTHON) tools/up.py env
 
 dashboards: $(STAMP_DEV) ## regenerate grafana/dashboards/*.json from tools/gen_dashboards.py
@@ -132,8 +134,8 @@ chaos-down: ## hold SVC (userd) down for MINUTES (2), then bring it back: Servic
 	  $(PYTHON) tools/up.py hold --component $(SVC) --minutes $(MINUTES); \
 	fi
 
-demo-alerts: $(STAMP_RUN) env ## with native `make up` running: each attack/chaos scenario in turn, seconds until its alert reaches Slack
-	$(FAULT_TOKEN_FROM_ENV_FILE) $(PY) tools/demo_alerts.py
+demo-alerts: $(STAMP_RUN) env ## with native `make up` running: sets off every alert a demo can (about 30 min), times each, says why the rest cannot
+	$(FAULT_TOKEN_FROM_ENV_FILE) SLACK_WEBHOOK_URL="$$(sed -n 's/^SLACK_WEBHOOK_URL=//p' .env)" $(PY) tools/demo_alerts.py
 
 up: $(STAMP_RUN) env ## run the demo (docker compose when an engine answers, else native; MODE=native forces it)
 	$(PY) tools/up.py up --mode $(MODE)

@@ -13,7 +13,7 @@ import pytest
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.e2e.alerts import ALERT_TIMEOUT, arrived
-from tests.support.live_stack import LiveStack, wait_until
+from tests.support.live_stack import LiveStack, http_ok, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +65,28 @@ def test_bruteforce_logins_page(live_stack: LiveStack) -> None:
     print(
         f"\ntime to detect: InvalidLoginSpike reached Slack {time.monotonic() - started:.1f}s after the burst began"
     )
+
+
+def test_a_killed_service_is_restarted_while_the_rest_keeps_serving(live_stack: LiveStack) -> None:
+    """`kill -9` of userd: the supervisor reports it and restarts it with backoff; Prometheus,
+    Alertmanager and orderd never stop answering; userd serves again within 30 s."""
+    wait_until(lambda: bool(live_stack.query('up{job="userd"} == 1')), 60, "userd scraped")
+    killed_at = time.monotonic()
+    live_stack.kill("userd")
+
+    def userd_serves() -> bool:
+        try:
+            with grpc.insecure_channel(live_stack.userd_target) as channel:
+                user_pb2_grpc.UserServiceStub(channel).Login(
+                    user_pb2.LoginRequest(email="nobody@example.com", password="x" * 12), timeout=2
+                )
+        except grpc.RpcError as error:
+            return error.code() == grpc.StatusCode.UNAUTHENTICATED
+        return True
+
+    back = wait_until(userd_serves, 30, "userd serving again after kill -9")
+    print(f"\nuserd back {back:.1f}s after kill -9")
+    assert time.monotonic() - killed_at < 30
+    for url in (f"{live_stack.prometheus_url}/-/ready", f"{live_stack.alertmanager_url}/-/ready"):
+        assert http_ok(url), url
+    assert live_stack.query('up{job="orderd"} == 1')
