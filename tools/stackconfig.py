@@ -1,8 +1,9 @@
 """Write the environment-specific files that prometheus/ and alertmanager/ read at run time.
 
-prometheus.yml and alertmanager.yml are the same for compose and native runs; what differs is where the
-targets live and where notifications go. Those two things are written here, by `make up` for native runs
-and once into prometheus/targets/compose/ for compose:
+alertmanager.yml is the same for compose and native runs, prometheus.yml nearly (compose finds userd and
+orderd replicas by DNS: prometheus.compose.yml); what differs is where the targets live and where
+notifications go. Those two things are written here, by `make up` for native runs and once into
+prometheus/targets/compose/ for compose (the jobs DNS does not find):
 
 - `targets/<job>.json` next to prometheus.yml (file_sd format, see prometheus/README.md).
 - `secrets/<receiver>_webhook_url` next to alertmanager.yml; git-ignored and, by default, mode 0600,
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Final
 
 JOBS: Final = ("userd", "orderd", "loadgen", "prometheus", "alertmanager")
+# In compose these are found through DNS (prometheus.compose.yml), one target per replica.
+COMPOSE_DNS_JOBS: Final = ("userd", "orderd")
+COMPOSE_FILE_JOBS: Final = tuple(job for job in JOBS if job not in COMPOSE_DNS_JOBS)
 
 METRICS_PORTS: Final[Mapping[str, int]] = {
     "userd": 9091,
@@ -83,14 +87,16 @@ def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
-def write_prometheus_targets(directory: Path, targets: Mapping[str, Sequence[str]]) -> list[Path]:
-    """Write `<directory>/<job>.json` for every job in JOBS (from `targets`, job -> host:port list)
+def write_prometheus_targets(
+    directory: Path, targets: Mapping[str, Sequence[str]], jobs: Sequence[str] = JOBS
+) -> list[Path]:
+    """Write `<directory>/<job>.json` for every job in `jobs` (from `targets`, job -> host:port list)
     and return the paths written."""
-    missing = set(JOBS) - set(targets)
+    missing = set(jobs) - set(targets)
     if missing:
         raise ValueError(f"no targets for jobs: {sorted(missing)}")
     written = []
-    for job in JOBS:
+    for job in jobs:
         path = directory / f"{job}.json"
         document = target_groups(job, targets[job])
         _write_atomically(path, json.dumps(document, indent=2) + "\n")
@@ -161,9 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "prometheus-targets":
         host: str = args.host
-        paths = write_prometheus_targets(
-            args.directory, targets_on((lambda job: job) if args.compose else (lambda _: host))
-        )
+        if args.compose:
+            paths = write_prometheus_targets(args.directory, targets_on(lambda job: job), COMPOSE_FILE_JOBS)
+        else:
+            paths = write_prometheus_targets(args.directory, targets_on(lambda _: host))
     else:
         paths = write_alertmanager_secrets(
             args.config_dir, NotificationUrls.from_env(os.environ, args.sink_url)

@@ -553,3 +553,52 @@ def test_compose_cli_refuses_to_start_without_each_secret(
     assert result.returncode != 0
     assert f"required variable {missing} is missing" in result.stderr
     assert "make up" in result.stderr
+
+
+SCALED = ("userd", "orderd")
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_scaled_services_can_run_as_several_replicas(compose: dict[str, Any], name: str) -> None:
+    """`docker compose up --scale userd=3 --scale orderd=2` is valid: no fixed container name and no
+    fixed host port, either of which two replicas cannot share."""
+    service = services(compose)[name]
+    assert "container_name" not in service
+    for port in service.get("ports", []):
+        published = str(port.get("published", "") if isinstance(port, dict) else port).split(":")
+        assert len(published) == 1, f"{name} publishes a fixed host port: {port}"
+
+
+def test_orderd_balances_over_every_userd_replica(compose: dict[str, Any]) -> None:
+    environment = services(compose)["orderd"]["environment"]
+    # dns:/// makes gRPC resolve every address (one per replica); a plain host:port would too, but
+    # picks one connection for all calls; the balancing policy defaults to round_robin.
+    assert environment["USERD_ADDR"] == "dns:///userd:50051"
+    assert environment.get("USERD_LB_POLICY", "round_robin") == "round_robin"
+
+
+def test_prometheus_finds_each_replica_through_dns(compose: dict[str, Any], repo: Path) -> None:
+    config, _ = _prometheus_config(compose, repo)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in SCALED:
+        job = jobs[name]
+        assert "file_sd_configs" not in job
+        (dns,) = job["dns_sd_configs"]
+        assert dns["names"] == [name] and dns["type"] == "A"
+        assert dns["port"] in listening_ports(services(compose)[name])
+        # The `service` label that file_sd sets natively, which every alert groups on.
+        assert {"target_label": "service", "replacement": name} in job["relabel_configs"]
+
+
+def test_the_compose_prometheus_config_differs_from_the_native_one_only_in_discovery(repo: Path) -> None:
+    native = yaml.safe_load((repo / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    composed = yaml.safe_load((repo / "prometheus" / "prometheus.compose.yml").read_text(encoding="utf-8"))
+
+    def without_scaled(config: dict[str, Any]) -> dict[str, Any]:
+        jobs = [job for job in config["scrape_configs"] if job["job_name"] not in SCALED]
+        return {**config, "scrape_configs": jobs}
+
+    assert without_scaled(native) == without_scaled(composed)
+    assert [j["job_name"] for j in native["scrape_configs"]] == [
+        j["job_name"] for j in composed["scrape_configs"]
+    ]

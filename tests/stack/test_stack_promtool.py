@@ -39,9 +39,10 @@ def native_layout(run_dir: Path) -> Path:
 
 
 def compose_layout(run_dir: Path) -> Path:
-    """What compose mounts: the config at /etc/prometheus, targets/compose/ at /etc/prometheus/targets."""
+    """What compose mounts: the compose config at /etc/prometheus, targets/compose/ at
+    /etc/prometheus/targets."""
     run_dir.mkdir()
-    shutil.copy(PROMETHEUS_DIR / "prometheus.yml", run_dir / "prometheus.yml")
+    shutil.copy(PROMETHEUS_DIR / "prometheus.compose.yml", run_dir / "prometheus.yml")
     shutil.copytree(PROMETHEUS_DIR / "rules", run_dir / "rules")
     shutil.copytree(PROMETHEUS_DIR / "targets" / "compose", run_dir / "targets")
     return run_dir / "prometheus.yml"

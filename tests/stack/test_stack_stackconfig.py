@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from stackconfig import (
+    COMPOSE_FILE_JOBS,
     JOBS,
     LOCAL_SINK_URL,
     METRICS_PORTS,
@@ -55,7 +56,7 @@ def test_rewrite_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) 
 def test_committed_compose_targets_match_the_generator(tmp_path: Path) -> None:
     """prometheus/targets/compose/ is generated; regenerate with
     `python tools/stackconfig.py prometheus-targets prometheus/targets/compose --compose`."""
-    write_prometheus_targets(tmp_path, targets_on(lambda job: job))
+    write_prometheus_targets(tmp_path, targets_on(lambda job: job), COMPOSE_FILE_JOBS)
     committed = PROMETHEUS_DIR / "targets" / "compose"
     assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
     for path in tmp_path.iterdir():

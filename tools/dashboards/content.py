@@ -456,6 +456,42 @@ def grpc_server() -> Json:
         9,
     )
 
+    grid.row("Replicas")
+    instance_sel = 'job=~"$job"'
+    grid.add(
+        Panel(
+            "timeseries",
+            "Requests by instance",
+            "Requests per second each replica handles (instance:grpc_server_requests:rate1m). With "
+            "several replicas behind a round-robin client (orderd's USERD_ADDR, compose's "
+            "--scale, the headless Service in Kubernetes) the lines should run together; one line "
+            "carrying everything means the clients are pinned to one connection.",
+            [Query(f"instance:grpc_server_requests:rate1m{{{instance_sel}}}", "{{service}} {{instance}}")],
+            unit="reqps",
+        ),
+        12,
+        8,
+    )
+    grid.add(
+        Panel(
+            "timeseries",
+            "Server-fault ratio by instance",
+            "Share of each replica's requests answered with a server-fault code over 1 minute "
+            "(instance:grpc_server_errors_per_request:ratio_rate1m): a replica that fails while the "
+            "others serve (a lost database connection, a bad node) stands out here before the "
+            "service-wide ratio moves.",
+            [
+                Query(
+                    f"instance:grpc_server_errors_per_request:ratio_rate1m{{{instance_sel}}}",
+                    "{{service}} {{instance}}",
+                )
+            ],
+            unit="percentunit",
+        ),
+        12,
+        8,
+    )
+
     grid.row("Methods at a glance")
     grid.add(
         Panel(
