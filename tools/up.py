@@ -31,7 +31,7 @@ from nativestack.components import (
     prepare_run_dir,
 )
 from nativestack.dotenv import ensure_secrets, read_dotenv
-from nativestack.prerequisites import StackError, check_ports, find_binaries
+from nativestack.prerequisites import StackError, check_ports, find_binaries, find_grafana
 from nativestack.supervisor import (
     StartError,
     StopRequest,
@@ -65,8 +65,12 @@ def docker_engine_answers() -> bool:
 
 
 def stack_env() -> dict[str, str]:
-    """What every component starts with: this environment, then .env (secrets and settings)."""
-    return {**os.environ, **read_dotenv(DOTENV)}
+    """What every component starts with: this environment, then .env (secrets and settings). A native
+    Grafana reads its admin password under Grafana's own name."""
+    env = {**os.environ, **read_dotenv(DOTENV)}
+    if env.get("GRAFANA_ADMIN_PASSWORD"):
+        env.setdefault("GF_SECURITY_ADMIN_PASSWORD", env["GRAFANA_ADMIN_PASSWORD"])
+    return env
 
 
 def native_settings(env: dict[str, str], *, with_loadgen: bool = True) -> StackSettings:
@@ -78,7 +82,7 @@ def native_settings(env: dict[str, str], *, with_loadgen: bool = True) -> StackS
         run_dir=RUN,
         data_dir=DATA,
         ports=Ports.default(userd_replicas=replicas),
-        binaries=Binaries(prometheus, alertmanager, Path(sys.executable).parent),
+        binaries=Binaries(prometheus, alertmanager, Path(sys.executable).parent, grafana=find_grafana(env)),
         loadgen_rps=env.get("LOADGEN_RPS", "5") or "5",
         with_loadgen=with_loadgen,
     )

@@ -97,9 +97,24 @@ def provisioned_datasources() -> list[Json]:
     return sources
 
 
-def queries(dashboard: Dashboard) -> Iterator[DashboardQuery]:
+def is_loki(target: Json) -> bool:
+    return bool(target.get("datasource", {}).get("type") == "loki")
+
+
+def log_queries(dashboard: Dashboard) -> Iterator[tuple[str, str]]:
+    """(panel title, LogQL) of every Loki target: checked on their own, never sent to Prometheus."""
     for panel in dashboard.data_panels():
         for target in panel.get("targets", []):
+            if is_loki(target):
+                yield str(panel.get("title")), str(target.get("expr", ""))
+
+
+def queries(dashboard: Dashboard) -> Iterator[DashboardQuery]:
+    """Every PromQL query: panel targets (Loki's excepted), variables and annotations."""
+    for panel in dashboard.data_panels():
+        for target in panel.get("targets", []):
+            if is_loki(target):
+                continue
             yield DashboardQuery(
                 dashboard.uid,
                 str(panel.get("title")),

@@ -69,7 +69,29 @@ def test_jaeger_and_alertmanager_datasources() -> None:
     alertmanager = sources["alertmanager"]
     assert (alertmanager["type"], alertmanager["url"]) == ("alertmanager", "http://alertmanager:9093")
     assert alertmanager["jsonData"]["implementation"] == "prometheus"
-    assert set(sources) == {"prometheus", "jaeger", "alertmanager"}
+    assert set(sources) == {"prometheus", "jaeger", "alertmanager", "loki"}
+
+
+def test_loki_datasource_links_a_line_to_its_trace() -> None:
+    sources = _by_uid()
+    loki = sources["loki"]
+    assert (loki["type"], loki["url"], loki["access"]) == ("loki", "http://loki:3100", "proxy")
+    [field] = loki["jsonData"]["derivedFields"]
+    # trace_id is structured metadata on each line (the OTLP log path): matched as a label, not a regex
+    # over the line, and linked to the Jaeger data source by uid.
+    assert (field["matcherType"], field["matcherRegex"]) == ("label", "trace_id")
+    assert field["datasourceUid"] in sources and sources[field["datasourceUid"]]["type"] == "jaeger"
+    # `$$` is Grafana provisioning's escape for a literal `$`: the link carries the matched value.
+    assert field["url"] == "$${__value.raw}"
+
+
+def test_jaeger_datasource_links_a_span_to_its_trace_s_log_lines() -> None:
+    sources = _by_uid()
+    links = sources["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] in sources and sources[links["datasourceUid"]]["type"] == "loki"
+    assert links["customQuery"] is True
+    assert 'trace_id="$${__trace.traceId}"' in links["query"]
+    assert links["query"].startswith("{") and "service_name" in links["query"]
 
 
 def test_no_secret_in_provisioning() -> None:

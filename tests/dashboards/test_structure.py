@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import gen_dashboards
 import pytest
+import yaml
 
 from tests.dashboards.model import (
     DASHBOARDS_DIR,
@@ -16,10 +17,12 @@ from tests.dashboards.model import (
     LABEL_VALUES,
     LINK_BUILTINS,
     QUERY_BUILTINS,
+    ROOT,
     RULES_DIR,
     Dashboard,
     Json,
     load_yaml,
+    log_queries,
     provisioned_datasources,
     queries,
     referenced_variables,
@@ -30,7 +33,7 @@ from tests.dashboards.model import (
 GRID_WIDTH = 24
 # Grafana's own annotation source, present in every dashboard; not a provisioned data source.
 GRAFANA_BUILTIN_DATASOURCE = "-- Grafana --"
-PANEL_TYPES = {"row", "timeseries", "stat", "heatmap", "table", "bargauge"}
+PANEL_TYPES = {"row", "timeseries", "stat", "heatmap", "table", "bargauge", "logs"}
 DASHBOARD_LINK = re.compile(r"^/d/([\w-]+)(?:[/?#]|$)")
 
 
@@ -295,3 +298,25 @@ def test_only_dashboard_json_files_in_the_provisioned_folder() -> None:
     # Grafana's file provider loads every *.json it finds; anything else there is dead weight.
     others = [p.name for p in DASHBOARDS_DIR.iterdir() if p.suffix != ".json"]
     assert others == []
+
+
+def test_the_logs_panel_reads_loki_by_bounded_labels_and_levels(dashboards: list[Dashboard]) -> None:
+    """LogQL cannot run here (no Loki): what can be checked is checked. The stream selector uses only
+    Loki's one index label for these services (service_name, from service.name; loki/loki.yml) bound
+    to the dashboard's service variable, the filter keeps warnings and errors, and Grafana shows the
+    newest first."""
+    overview = next(d for d in dashboards if d.uid == "grpc-overview")
+    [(title, expr)] = list(log_queries(overview))
+    selector = re.fullmatch(r"\{(?P<matchers>[^}]*)\}(?P<pipeline>.*)", expr)
+    assert selector, expr
+    labels = {m.split("=")[0].strip().rstrip("!~") for m in selector["matchers"].split(",")}
+    assert labels == {"service_name"}
+    assert "$job" in selector["matchers"]
+    assert {v["name"] for v in overview.variables} >= referenced_variables(expr)
+    assert re.search(r'\| detected_level=~"[^"]*warn[^"]*error', selector["pipeline"])
+    panel = next(p for p in overview.data_panels() if p["title"] == title)
+    assert panel["type"] == "logs" and panel["options"]["sortOrder"] == "Descending"
+    assert panel["datasource"]["uid"] in {s["uid"] for s in provisioned_datasources()}
+    loki = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text(encoding="utf-8"))
+    indexed = loki["limits_config"]["otlp_config"]["resource_attributes"]["attributes_config"]
+    assert [c["attributes"] for c in indexed if c["action"] == "index_label"] == [["service.name"]]

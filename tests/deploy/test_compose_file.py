@@ -21,7 +21,9 @@ from nativestack.dotenv import SECRETS
 CREATED_BY_MAKE_UP = ("alertmanager/secrets",)
 
 # Published container port -> the one service allowed to publish it: the UIs, nothing else.
-UI_PORTS = {3000: "grafana", 9090: "prometheus", 9093: "alertmanager", 16686: "jaeger", 9095: "slacksink"}
+UI_PORTS = {
+    3000: "grafana", 9090: "prometheus", 9093: "alertmanager", 16686: "jaeger", 9095: "slacksink", 3100: "loki",
+}  # fmt: skip
 
 REQUIRED_ENV = {
     "userd": {"JWT_SECRET", "DATABASE_URL", "GRPC_ADDR", "METRICS_ADDR"},

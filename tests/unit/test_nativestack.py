@@ -37,6 +37,7 @@ BINARIES = Binaries("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager", P
 def make_up(monkeypatch: pytest.MonkeyPatch) -> StackSettings:
     """The settings `make up` runs with, from an empty `.env`."""
     monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     monkeypatch.setattr(sys, "executable", "/venv/bin/python")
     return up.native_settings({})
 
@@ -77,6 +78,7 @@ def test_make_up_starts_the_documented_components_in_order_on_the_documented_por
 
 def test_loadgen_rps_and_no_loadgen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     settings = up.native_settings({"LOADGEN_RPS": "12"})
     loadgen = components(settings)[-1]
     assert loadgen.argv[loadgen.argv.index("--rps") + 1] == "12"
@@ -87,6 +89,7 @@ def test_two_userd_replicas_are_two_targets_of_one_job_and_orderd_balances_over_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     settings = up.native_settings({"USERD_REPLICAS": "2"})
     stack = by_name(settings)
     assert stack["userd-2"]["ports"] == {"gRPC": 50061, "metrics": 9191}
@@ -181,3 +184,64 @@ def test_a_pid_file_is_trusted_only_for_the_process_that_wrote_it(tmp_path: Path
     mine.write_text("not a pid")
     assert owned_pid(mine) is None
     assert owned_pid(tmp_path / "missing.pid") is None
+
+
+def test_a_local_grafana_is_found_with_its_home(tmp_path: Path) -> None:
+    home = tmp_path / "grafana-11.6.1"
+    (home / "conf").mkdir(parents=True)
+    (home / "conf" / "defaults.ini").write_text("")
+    (home / "bin").mkdir()
+    binary = home / "bin" / "grafana"
+
+    def which(name: str) -> str | None:
+        return str(binary) if name == "grafana" else None
+
+    assert pre.find_grafana({}, which) == (str(binary), "server", "--homepath", str(home))
+    assert pre.find_grafana({}, lambda _name: None) is None
+    # A binary whose home cannot be found is not started half-configured.
+    (home / "conf" / "defaults.ini").unlink()
+    assert pre.find_grafana({"GRAFANA_HOME": str(tmp_path)}, which) is None
+
+
+def test_a_local_grafana_gets_the_compose_dashboards_and_data_sources_on_loopback(
+    make_up: StackSettings, tmp_path: Path
+) -> None:
+    import yaml
+    from nativestack.components import ROOT, write_grafana_provisioning
+
+    grafana = ("/opt/grafana/bin/grafana", "server", "--homepath", "/opt/grafana")
+    settings = dataclasses.replace(make_up, binaries=dataclasses.replace(BINARIES, grafana=grafana))
+    stack = by_name(settings)
+    assert list(stack)[-2:] == ["grafana", "loadgen"]
+    assert stack["grafana"]["argv"] == list(grafana)
+    assert stack["grafana"]["ports"] == {"http": 3000}
+    assert stack["grafana"]["env"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in stack["grafana"]["env"]  # from the base environment only
+
+    write_grafana_provisioning(settings, tmp_path)
+    native = yaml.safe_load((tmp_path / "datasources" / "datasources.yml").read_text())["datasources"]
+    repo = yaml.safe_load((ROOT / "grafana/provisioning/datasources/datasources.yml").read_text())["datasources"]
+    by_uid = {source["uid"]: source for source in repo}
+    assert [s["url"] for s in native] == ["http://127.0.0.1:9090", "http://127.0.0.1:9093"]
+    for source in native:
+        expected = dict(by_uid[source["uid"]])
+        expected["jsonData"] = {
+            k: v for k, v in expected.get("jsonData", {}).items() if k != "exemplarTraceIdDestinations"
+        }
+        assert {**source, "url": ""} == {**expected, "url": ""}
+    [provider] = yaml.safe_load((tmp_path / "dashboards" / "dashboards.yml").read_text())["providers"]
+    [repo_provider] = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/dashboards.yml").read_text())[
+        "providers"
+    ]
+    assert provider["options"]["path"] == str(ROOT / "grafana" / "dashboards")
+    assert {**provider, "options": {}} == {**repo_provider, "options": {}}
+
+
+def test_the_grafana_admin_password_reaches_grafana_under_its_own_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("GRAFANA_ADMIN_PASSWORD=from-dotenv\n")
+    monkeypatch.setattr(up, "DOTENV", dotenv)
+    monkeypatch.delenv("GF_SECURITY_ADMIN_PASSWORD", raising=False)
+    assert up.stack_env()["GF_SECURITY_ADMIN_PASSWORD"] == "from-dotenv"

@@ -20,7 +20,7 @@ CODE_ROOTS = ("services", "tools", "loadgen", "docker-compose.yml", "Makefile", 
 LIBRARY_VARIABLES = {"OTEL_SERVICE_NAME"}
 STATUS_WORDS = {code.name for code in grpc.StatusCode} | {"SERVING", "NOT_SERVING"}
 # Ports outside the native stack's table: compose's UIs, PostgreSQL, an OTLP collector of one's own.
-OTHER_PORTS = {3000, 16686, 5432, 4317}
+OTHER_PORTS = {3000, 16686, 5432, 4317, 3100}
 GENERATED = (".run", ".data", ".venv", "alertmanager/secrets")
 
 

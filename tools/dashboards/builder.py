@@ -14,6 +14,7 @@ from typing import Any, Final
 Json = dict[str, Any]
 
 PROMETHEUS: Final[Json] = {"type": "prometheus", "uid": "prometheus"}
+LOKI: Final[Json] = {"type": "loki", "uid": "loki"}
 GRAFANA_BUILTIN: Final[Json] = {"type": "grafana", "uid": "-- Grafana --"}
 TAG: Final = "grpc-demo"
 SCHEMA_VERSION: Final = 39
@@ -42,6 +43,22 @@ class Query:
             "instant": self.instant,
             "legendFormat": self.legend,
             "range": not self.instant,
+            "refId": ref_id,
+        }
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A LogQL query for a logs panel (compose's Loki; natively there is none)."""
+
+    expr: str
+
+    def target(self, ref_id: str) -> Json:
+        return {
+            "datasource": LOKI,
+            "editorMode": "code",
+            "expr": self.expr,
+            "queryType": "range",
             "refId": ref_id,
         }
 
@@ -105,7 +122,7 @@ class Panel:
     kind: str
     title: str
     description: str
-    queries: Sequence[Query]
+    queries: Sequence[Query | LogQuery]
     unit: str = "short"
     thresholds: Json | None = None
     # A dashed red line at the alert threshold (timeseries only).
@@ -132,8 +149,9 @@ class Panel:
         defaults["color"] = {"mode": "palette-classic" if self.kind == "timeseries" else "thresholds"}
         if self.kind == "timeseries":
             defaults["custom"] = self._timeseries_custom()
+        logs = all(isinstance(query, LogQuery) for query in self.queries)
         panel: Json = {
-            "datasource": PROMETHEUS,
+            "datasource": LOKI if logs else PROMETHEUS,
             "description": self.description,
             "fieldConfig": {"defaults": defaults, "overrides": []},
             "gridPos": grid,
@@ -191,6 +209,16 @@ _DEFAULT_OPTIONS: Final[dict[str, Json]] = {
         "valueMode": "color",
     },
     "table": {"cellHeight": "sm", "footer": {"show": False}, "showHeader": True},
+    "logs": {
+        "dedupStrategy": "none",
+        "enableLogDetails": True,
+        "prettifyLogMessage": False,
+        "showCommonLabels": False,
+        "showLabels": True,
+        "showTime": True,
+        "sortOrder": "Descending",
+        "wrapLogMessage": True,
+    },
     "heatmap": {
         # The buckets come from Prometheus: Grafana must not re-bucket them.
         "calculate": False,

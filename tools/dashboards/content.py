@@ -21,6 +21,7 @@ from dashboards.builder import (
     UP_DOWN,
     Grid,
     Json,
+    LogQuery,
     Panel,
     Query,
     alert_line,
@@ -273,6 +274,20 @@ def overview() -> Json:
         ),
         12,
         9,
+    )
+
+    grid.row("Logs")
+    grid.add(
+        Panel(
+            "logs",
+            "Warnings and errors",
+            "The selected services' warning and error lines, newest first, from Loki (compose; natively "
+            "the lines are in .run/logs/). Each line written inside a request carries trace_id: its "
+            "log details link to the trace in Jaeger.",
+            [LogQuery('{service_name=~"$job"} | detected_level=~"warn|warning|error|critical"')],
+        ),
+        24,
+        10,
     )
 
     grid.row("Alerting pipeline")

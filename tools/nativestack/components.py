@@ -224,6 +224,80 @@ def _service(
     )
 
 
+def _grafana(settings: StackSettings) -> Component:
+    """A locally installed Grafana (optional) with the same dashboards as compose, provisioned from
+    <run>/grafana/ (prepare_run_dir), its data in <data>/grafana."""
+    assert settings.binaries.grafana is not None
+    port = settings.ports.grafana
+    env = {
+        "GF_PATHS_PROVISIONING": str(settings.run_dir / "grafana" / "provisioning"),
+        "GF_PATHS_DATA": str(settings.data_dir / "grafana"),
+        "GF_PATHS_LOGS": str(settings.logs_dir / "grafana"),
+        "GF_SERVER_HTTP_ADDR": "127.0.0.1",
+        "GF_SERVER_HTTP_PORT": str(port),
+        "GF_SERVER_ROOT_URL": f"http://127.0.0.1:{port}",
+        "GF_AUTH_ANONYMOUS_ENABLED": "true",
+        "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+        "GF_USERS_ALLOW_SIGN_UP": "false",
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+        # The admin password: GF_SECURITY_ADMIN_PASSWORD in the base environment, which tools/up.py
+        # sets from .env's GRAFANA_ADMIN_PASSWORD (never written into a file or a log).
+    }
+    return Component(
+        "grafana",
+        settings.binaries.grafana,
+        {"http": port},
+        HttpProbe(f"http://127.0.0.1:{port}/api/health"),
+        {"Grafana": f"http://127.0.0.1:{port}/d/grpc-overview (admin / GRAFANA_ADMIN_PASSWORD in .env)"},
+        env,
+    )
+
+
+def write_grafana_provisioning(settings: StackSettings, directory: Path) -> None:
+    """grafana/provisioning/ for a native Grafana: grafana/provisioning/'s data sources with their
+    uids and settings but 127.0.0.1 URLs, without Jaeger and Loki (natively there are none), and the
+    dashboards from the repo's folder. Written as JSON, which YAML readers take as is (running the
+    stack needs no YAML library); tests/unit/test_nativestack.py keeps it equal to the repo's files."""
+    datasources: list[dict[str, object]] = [
+        {
+            "name": "Prometheus",
+            "uid": "prometheus",
+            "type": "prometheus",
+            "access": "proxy",
+            "url": f"http://127.0.0.1:{settings.ports.prometheus}",
+            "isDefault": True,
+            "editable": False,
+            "jsonData": {"timeInterval": "5s", "httpMethod": "POST"},
+        },
+        {
+            "name": "Alertmanager",
+            "uid": "alertmanager",
+            "type": "alertmanager",
+            "access": "proxy",
+            "url": f"http://127.0.0.1:{settings.ports.alertmanager}",
+            "editable": False,
+            "jsonData": {"implementation": "prometheus"},
+        },
+    ]
+    provider = {
+        "name": "grpc-demo",
+        "orgId": 1,
+        "folder": "gRPC demo",
+        "type": "file",
+        "disableDeletion": True,
+        "allowUiUpdates": False,
+        "updateIntervalSeconds": 30,
+        "options": {"path": str(ROOT / "grafana" / "dashboards"), "foldersFromFilesStructure": False},
+    }
+    for kind, document in (
+        ("datasources", {"apiVersion": 1, "datasources": datasources}),
+        ("dashboards", {"apiVersion": 1, "providers": [provider]}),
+    ):
+        (directory / kind).mkdir(parents=True, exist_ok=True)
+        (directory / kind / f"{kind}.yml").write_text(json.dumps(document, indent=2) + "\n")
+
+
 def components(settings: StackSettings) -> list[Component]:
     """The stack in start order: each component starts once the ones before it are healthy."""
     ports, run, binaries = settings.ports, settings.run_dir, settings.binaries
@@ -283,6 +357,8 @@ def components(settings: StackSettings) -> list[Component]:
             {"Prometheus": f"http://127.0.0.1:{ports.prometheus}/ (classic UI: /classic/graph)"},
         ),
     ]
+    if binaries.grafana is not None:
+        stack.append(_grafana(settings))
     if settings.with_loadgen:
         userd_admin = f"http://127.0.0.1:{ports.userd[0].metrics}"
         stack.append(
@@ -361,6 +437,8 @@ def prepare_run_dir(settings: StackSettings, env: Mapping[str, str], sink_url: s
     write_alertmanager_secrets(am, NotificationUrls.from_env(env, sink))
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.binaries.grafana is not None:
+        write_grafana_provisioning(settings, run / "grafana" / "provisioning")
 
 
 def describe(stack: Sequence[Component]) -> str:

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -87,6 +87,29 @@ def find_binaries() -> tuple[str, str]:
             )
         found[package] = path
     return found[PROMETHEUS_PACKAGE], found[ALERTMANAGER_PACKAGE]
+
+
+def find_grafana(
+    env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which
+) -> tuple[str, ...] | None:
+    """How to start a locally installed Grafana (Debian/RPM package, Homebrew or a tarball), or None:
+    Grafana is optional natively. Its home (the folder holding conf/defaults.ini) comes from
+    GRAFANA_HOME, else from the usual places next to the binary."""
+    for name, subcommand in (("grafana", ("server",)), ("grafana-server", ())):
+        binary = which(name)
+        if binary is None:
+            continue
+        resolved = Path(binary).resolve()
+        homes = [
+            env.get("GRAFANA_HOME", ""),
+            "/usr/share/grafana",
+            str(resolved.parent.parent / "share" / "grafana"),
+            str(resolved.parent.parent),
+        ]
+        for home in homes:
+            if home and (Path(home) / "conf" / "defaults.ini").is_file():
+                return (binary, *subcommand, "--homepath", home)
+    return None
 
 
 def port_free(port: int) -> bool:

@@ -7,10 +7,12 @@ Typical use in a service:
   (`server.HandlerWrapper`), its series exist from start-up, and its calls are traced and measured;
 - `grpc.aio.insecure_channel(addr, interceptors=obs.client_interceptors())`;
 - `obs.start_exposition("127.0.0.1:9091", ready=lambda: state.ready)`, and `obs.close()` at shutdown.
+Log records also go over OTLP when OTEL_EXPORTER_OTLP_LOGS_ENDPOINT is set (log_export.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metri
 from grpcdemo.observability.client import client_interceptors
 from grpcdemo.observability.exposition import ExpositionServer, ReadinessCheck, RouteHandler, start_exposition
 from grpcdemo.observability.grpc_metrics import GrpcClientMetrics, GrpcServerMetrics
+from grpcdemo.observability.log_export import LogExport
 from grpcdemo.observability.process import register_build_info, register_runtime_collectors
 from grpcdemo.observability.server import BeforeCall, ErrorMapper, HandlerWrapper, InstrumentedServer
 from grpcdemo.observability.tracing import (
@@ -73,6 +76,10 @@ class ServiceObservability:
             self.client_metrics, ClientSpans(self.tracer_provider, exported=self.spans_exported)
         )
         self._exposition: ExpositionServer | None = None
+        # Log records over OTLP when OTEL_EXPORTER_OTLP_LOGS_ENDPOINT is set (log_export.py).
+        self.log_export = LogExport.from_environ(
+            service_name, os.environ if environ is None else environ, registry
+        )
 
     def handler_wrapper(
         self,
@@ -122,7 +129,11 @@ class ServiceObservability:
         return self._exposition
 
     def close(self) -> None:
-        """Stops the metrics port and flushes pending spans (of a provider it created); idempotent."""
+        """Stops the metrics port and flushes pending spans (of a provider it created) and log
+        records; idempotent."""
+        if self.log_export is not None:
+            self.log_export.close()
+            self.log_export = None
         if self._exposition is not None:
             self._exposition.close()
             self._exposition = None

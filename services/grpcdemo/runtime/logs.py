@@ -12,8 +12,8 @@ from typing import Any
 
 from opentelemetry import trace
 
-SECRET_KEYS = frozenset({"password", "token", "access_token", "authorization", "jwt_secret", "secret"})
-REDACTED = "[redacted]"
+from grpcdemo.observability.log_export import REDACTED, SECRET_KEYS
+
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
