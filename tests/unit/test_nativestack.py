@@ -220,7 +220,9 @@ def test_a_local_grafana_gets_the_compose_dashboards_and_data_sources_on_loopbac
 
     write_grafana_provisioning(settings, tmp_path)
     native = yaml.safe_load((tmp_path / "datasources" / "datasources.yml").read_text())["datasources"]
-    repo = yaml.safe_load((ROOT / "grafana/provisioning/datasources/datasources.yml").read_text())["datasources"]
+    repo = yaml.safe_load((ROOT / "grafana/provisioning/datasources/datasources.yml").read_text())[
+        "datasources"
+    ]
     by_uid = {source["uid"]: source for source in repo}
     assert [s["url"] for s in native] == ["http://127.0.0.1:9090", "http://127.0.0.1:9093"]
     for source in native:
