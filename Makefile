@@ -43,8 +43,8 @@ env: ## add any missing secret (JWT_SECRET, POSTGRES_PASSWORD, USERD_DB_PASSWORD
 dashboards: $(STAMP_DEV) ## regenerate grafana/dashboards/*.json from tools/gen_dashboards.py
 	$(PY) tools/gen_dashboards.py
 
-k8s-rules: $(STAMP_DEV) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml
-	$(PY) tools/gen_k8s_rules.py
+k8s-rules: $(STAMP_DEV) ## regenerate deploy/base/prometheusrule.yaml from prometheus/rules/*.yml (RUNBOOK_BASE_URL= for a served runbook)
+	$(PY) tools/gen_k8s_rules.py $(if $(RUNBOOK_BASE_URL),--runbook-base-url $(RUNBOOK_BASE_URL))
 
 lint: $(STAMP_DEV) ## ruff, ruff format, mypy --strict and the import direction (import-linter)
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,8 @@
 """Write deploy/base/prometheusrule.yaml from prometheus/rules/*.yml (run by `make k8s-rules`).
 
 The rule files stay the single source: promtool tests them, compose mounts them, and Kubernetes gets
-exactly the same groups through one PrometheusRule. `--check` exits 1 when the committed file is out
+the same groups through one PrometheusRule, with one translation: the monitoring components' job
+selectors take kube-prometheus-stack's job names (K8S_JOB_SELECTORS). `--check` exits 1 when the committed file is out
 of date, without writing.
 
 Label and annotation values are kept as the text written in the rule file. Prometheus reads them as
@@ -24,6 +25,19 @@ RULES_DIR = ROOT / "prometheus" / "rules"
 OUT = ROOT / "deploy" / "base" / "prometheusrule.yaml"
 RESOURCE_NAME = "grpc-observability-demo"
 STR_TAG = "tag:yaml.org,2002:str"
+
+# The compose and native job names of the monitoring components, and what they are called under
+# kube-prometheus-stack: the operator names a ServiceMonitor's job after the Service it scrapes,
+# `<release>-kube-prom-prometheus` / `...-alertmanager` or `<release>-prometheus` when the release
+# is the chart's name. userd and orderd keep their names (their Services here are userd, orderd).
+K8S_JOB_SELECTORS: dict[str, str] = {
+    'job="prometheus"': 'job=~".+-prometheus"',
+    'job="alertmanager"': 'job=~".+-alertmanager"',
+}
+# The alerts' runbook links point at the Slack sink natively and in compose; a cluster has none, so
+# `--runbook-base-url` (make k8s-rules RUNBOOK_BASE_URL=...) points them at a served copy of
+# docs/runbook.md. Without it they keep the local URL.
+LOCAL_RUNBOOK = "http://127.0.0.1:9095/runbook"
 
 
 class RulesError(Exception):
@@ -117,8 +131,23 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def render(files: Sequence[Path], root: Path = ROOT) -> str:
-    groups = collect_groups(files)
+def for_kubernetes(groups: list[dict[str, Any]], runbook_base_url: str | None = None) -> list[dict[str, Any]]:
+    """The groups with the monitoring components' job selectors renamed for kube-prometheus-stack
+    and, when given, the runbook links on `runbook_base_url`."""
+    for group in groups:
+        for rule in group["rules"]:
+            for local, cluster in K8S_JOB_SELECTORS.items():
+                rule["expr"] = rule["expr"].replace(local, cluster)
+            annotations = rule.get("annotations", {})
+            if runbook_base_url and "runbook_url" in annotations:
+                annotations["runbook_url"] = annotations["runbook_url"].replace(
+                    LOCAL_RUNBOOK, runbook_base_url
+                )
+    return groups
+
+
+def render(files: Sequence[Path], root: Path = ROOT, runbook_base_url: str | None = None) -> str:
+    groups = for_kubernetes(collect_groups(files), runbook_base_url)
     resource = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -143,10 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rules-dir", type=Path, default=RULES_DIR)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if --out is not up to date")
+    parser.add_argument(
+        "--runbook-base-url", help=f"where docs/runbook.md is served (default: {LOCAL_RUNBOOK})"
+    )
     args = parser.parse_args(argv)
     root = ROOT if args.rules_dir.resolve().is_relative_to(ROOT) else args.rules_dir.resolve().parent
     try:
-        text = render(rule_files(args.rules_dir.resolve()), root)
+        text = render(rule_files(args.rules_dir.resolve()), root, args.runbook_base_url)
     except RulesError as error:
         print(f"gen_k8s_rules: {error}", file=sys.stderr)
         return 2

@@ -88,6 +88,12 @@ def native_settings(env: dict[str, str], *, with_loadgen: bool = True) -> StackS
     )
 
 
+NO_GRAFANA = (
+    "not installed: put Grafana's `grafana` or `grafana-server` on PATH (or GRAFANA_HOME) and `make up` "
+    "runs it with the dashboards; compose mode includes it"
+)
+
+
 def print_table(stack: Sequence[Component]) -> None:
     rows = [(label, url) for c in stack for label, url in c.urls.items()]
     width = max(len(label) for label, _ in rows)
@@ -95,6 +101,8 @@ def print_table(stack: Sequence[Component]) -> None:
     print("  stack is up — every component healthy")
     for label, url in rows:
         print(f"  {label:<{width}}  {url}")
+    if not any(c.name == "grafana" for c in stack):
+        print(f"  {'Grafana':<{width}}  {NO_GRAFANA}")
     print("  logs: .run/logs/   stop: Ctrl-C (or `make down`)")
     print("=" * 72 + "\n", flush=True)
 

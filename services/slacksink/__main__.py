@@ -1,4 +1,5 @@
-"""`slacksink [--addr HOST:PORT] [--jsonl PATH] [--max-messages N]`: run the Slack sink until SIGTERM."""
+"""`slacksink [--addr HOST:PORT] [--jsonl PATH] [--max-messages N] [--runbook PATH]`: run the Slack
+sink until SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from slacksink.server import SinkServer
 from slacksink.store import MessageStore
 
 DEFAULT_ADDR = "127.0.0.1:9095"
+# In a source checkout (native `make up`); compose mounts the file and passes --runbook.
+DEFAULT_RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
 log = logging.getLogger("slacksink")
 
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--jsonl", type=Path, help="also append every message to this JSONL file")
     parser.add_argument("--max-messages", type=int, default=500, help="messages kept in memory")
+    parser.add_argument(
+        "--runbook", type=Path, default=DEFAULT_RUNBOOK if DEFAULT_RUNBOOK.is_file() else None,
+        help="Markdown served at /runbook (default: docs/runbook.md of a source checkout)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -49,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s slacksink: %(message)s",
     )
     signal.signal(signal.SIGTERM, _stop)
-    with MessageStore(args.max_messages, args.jsonl) as store, SinkServer(args.addr, store) as server:
+    with (
+        MessageStore(args.max_messages, args.jsonl) as store,
+        SinkServer(args.addr, store, args.runbook) as server,
+    ):
         # Tests and scripts that pass port 0 read the real port from this line.
         log.info("listening on %s", server.url)
         with contextlib.suppress(KeyboardInterrupt):

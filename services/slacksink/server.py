@@ -1,5 +1,6 @@
 """HTTP routes: POST /hooks/<anything> (Slack incoming-webhook compatible), GET / (HTML),
-GET /api/messages (JSON, newest first), GET /healthz."""
+GET /api/messages (JSON, newest first), GET /runbook (docs/runbook.md as HTML: the alerts' runbook
+links point here), GET /healthz."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import logging
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from slacksink.page import render_page
+from slacksink.runbook import render_runbook
 from slacksink.store import MessageStore
 
 log = logging.getLogger("slacksink")
@@ -22,9 +25,10 @@ MAX_BODY_BYTES = 1 << 20
 class SinkServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: MessageStore) -> None:
+    def __init__(self, address: tuple[str, int], store: MessageStore, runbook: Path | None = None) -> None:
         super().__init__(address, SinkHandler)
         self.store = store
+        self.runbook = runbook
 
     @property
     def url(self) -> str:
@@ -44,6 +48,10 @@ class SinkHandler(BaseHTTPRequestHandler):
         elif path == "/api/messages":
             messages = [message.to_json() for message in self.server.store.newest_first()]
             self._send_json(HTTPStatus.OK, {"count": len(messages), "messages": messages})
+        elif path == "/runbook" and self.server.runbook is not None:
+            # Read per request: an edited runbook shows without a restart.
+            page = render_runbook(self.server.runbook.read_text(encoding="utf-8"))
+            self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
         elif path == "/healthz":
             self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         else:

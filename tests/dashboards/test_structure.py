@@ -320,3 +320,17 @@ def test_the_logs_panel_reads_loki_by_bounded_labels_and_levels(dashboards: list
     loki = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text(encoding="utf-8"))
     indexed = loki["limits_config"]["otlp_config"]["resource_attributes"]["attributes_config"]
     assert [c["attributes"] for c in indexed if c["action"] == "index_label"] == [["service.name"]]
+
+
+def test_every_dashboard_shows_what_pages_now(dashboards: list[Dashboard]) -> None:
+    for dashboard in dashboards:
+        firing = [
+            panel
+            for panel in dashboard.data_panels()
+            if any(
+                'ALERTS{alertstate="firing"' in target.get("expr", "") for target in panel.get("targets", [])
+            )
+            and panel["type"] == "table"
+        ]
+        assert firing, f"{dashboard.uid} has no table of firing alerts"
+        assert firing[0]["gridPos"]["y"] <= 1 or dashboard.uid == "grpc-overview", dashboard.uid

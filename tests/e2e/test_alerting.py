@@ -6,7 +6,10 @@ test_service_down.py."""
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +19,8 @@ from tests.e2e.alerts import ALERT_TIMEOUT, arrived
 from tests.support.live_stack import LiveStack, http_ok, wait_until
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_targets_up_and_traffic_flows(live_stack: LiveStack) -> None:
@@ -90,3 +95,36 @@ def test_a_killed_service_is_restarted_while_the_rest_keeps_serving(live_stack: 
     for url in (f"{live_stack.prometheus_url}/-/ready", f"{live_stack.alertmanager_url}/-/ready"):
         assert http_ok(url), url
     assert live_stack.query('up{job="orderd"} == 1')
+
+
+def test_every_link_of_every_delivered_alert_resolves(live_stack: LiveStack) -> None:
+    """Runbook links (served by the Slack sink) and silence links (Alertmanager) answer 200, on the
+    test stack's ports in place of the documented ones; dashboard links name a provisioned dashboard
+    and its variables (no Grafana runs here)."""
+    wait_until(lambda: arrived(live_stack, "InvalidLoginSpike on userd"), ALERT_TIMEOUT, "an alert delivered")
+    documented = {
+        "127.0.0.1:9095": f"127.0.0.1:{live_stack.ports.slacksink}",
+        "127.0.0.1:9093": f"127.0.0.1:{live_stack.ports.alertmanager}",
+    }
+    followed: set[str] = set()
+    for message in live_stack.slack_messages():
+        for attachment in message["payload"].get("attachments", []):
+            for action in attachment.get("actions", []):
+                url = action["url"]
+                for local, actual in documented.items():
+                    url = url.replace(local, actual)
+                if "/runbook#" in url:
+                    page, anchor = url.split("#", 1)
+                    with urllib.request.urlopen(page, timeout=5) as response:
+                        assert response.status == 200
+                        assert f'id="{anchor}"'.encode() in response.read(), url
+                    followed.add("runbook")
+                elif "/#/silences/new" in url:
+                    assert http_ok(url.split("#", 1)[0]), url
+                    followed.add("silence")
+                else:
+                    dashboard = re.fullmatch(r"http://127\.0\.0\.1:3000/d/([\w-]+)(?:\?.*)?", url)
+                    assert dashboard, url
+                    assert (ROOT / "grafana" / "dashboards" / f"{dashboard.group(1)}.json").is_file(), url
+                    followed.add("dashboard")
+    assert followed == {"runbook", "silence", "dashboard"}

@@ -63,9 +63,9 @@ def get_json(url: str) -> Any:
 
 
 @contextmanager
-def running_sink(store: MessageStore) -> Iterator[SinkServer]:
+def running_sink(store: MessageStore, runbook: Path | None = None) -> Iterator[SinkServer]:
     """The Slack sink on a port chosen by the OS, served from a thread."""
-    server = SinkServer(("127.0.0.1", 0), store)
+    server = SinkServer(("127.0.0.1", 0), store, runbook)
     # A short poll interval so shutdown() returns in milliseconds, not the default half second.
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slacksink", daemon=True

@@ -186,3 +186,25 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         if process.stderr is not None:
             process.stderr.close()
     assert json.loads(jsonl.read_text())["payload"] == {"text": "hello"}
+
+
+def test_the_runbook_is_served_with_an_anchor_for_every_alert() -> None:
+    """The alerts' runbook links (http://127.0.0.1:9095/runbook#<alert>) resolve: the sink serves
+    docs/runbook.md as HTML with one anchor per alert of alerts.yml."""
+    import yaml
+
+    alerts = [
+        rule["alert"]
+        for group in yaml.safe_load((ROOT / "prometheus" / "rules" / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    with MessageStore(10) as store, running_sink(store, ROOT / "docs" / "runbook.md") as server:
+        status, page = http_get(f"{server.url}/runbook")
+    assert status == 200
+    for alert in alerts:
+        assert f'id="{alert.lower()}"' in page, alert
+    assert "<pre><code>" in page  # the PromQL blocks stay verbatim
+    with MessageStore(10) as store, running_sink(store) as server:
+        status, _ = http_get(f"{server.url}/runbook")
+    assert status == 404

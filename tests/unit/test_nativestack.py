@@ -247,3 +247,11 @@ def test_the_grafana_admin_password_reaches_grafana_under_its_own_name(
     monkeypatch.setattr(up, "DOTENV", dotenv)
     monkeypatch.delenv("GF_SECURITY_ADMIN_PASSWORD", raising=False)
     assert up.stack_env()["GF_SECURITY_ADMIN_PASSWORD"] == "from-dotenv"
+
+
+def test_the_url_table_says_in_one_line_when_there_is_no_grafana(
+    make_up: StackSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up.print_table(components(make_up))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Grafana" in line]
+    assert len(lines) == 1 and "not installed" in lines[0] and "compose" in lines[0]

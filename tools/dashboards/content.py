@@ -49,6 +49,41 @@ def percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
 
 
+def alerts_now(grid: Grid) -> None:
+    """The first row of every dashboard but the overview (which has its own, fuller one): what pages
+    now, so a reader of a graph sees at once whether it is alerting. Read from Prometheus's ALERTS
+    series (what fires, before Alertmanager's silences and inhibitions), which the tests can query."""
+    grid.row("Alerts now")
+    grid.add(
+        Panel(
+            "table",
+            "Firing alerts",
+            "Alerts firing now (Prometheus's ALERTS series), without the Watchdog heartbeat; empty "
+            "when nothing pages. Alertmanager (http://127.0.0.1:9093) shows which are silenced or "
+            "inhibited; each alert's runbook is at http://127.0.0.1:9095/runbook.",
+            [
+                Query(
+                    'sum by (alertname, severity, service) (ALERTS{alertstate="firing", alertname!="Watchdog"})',
+                    instant=True,
+                    fmt="table",
+                )
+            ],
+            minimum=None,
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True, "Value": True},
+                        "indexByName": {"alertname": 0, "severity": 1, "service": 2},
+                    },
+                }
+            ],
+        ),
+        24,
+        4,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Dashboards
 
@@ -327,6 +362,7 @@ def grpc_server() -> Json:
     # The recording rules keep the labels of the raw series, so one selector serves both.
     sel = 'job=~"$job", grpc_service=~"$grpc_service", grpc_method=~"$method"'
     grid = Grid()
+    alerts_now(grid)
 
     grid.row("Traffic and errors")
     grid.add(
@@ -573,6 +609,7 @@ def grpc_server() -> Json:
 def grpc_client() -> Json:
     sel = 'job="$job", grpc_service=~"$callee"'
     grid = Grid()
+    alerts_now(grid)
 
     grid.row("Calls")
     grid.add(
@@ -776,6 +813,7 @@ def grpc_client() -> Json:
 
 def business() -> Json:
     grid = Grid()
+    alerts_now(grid)
     to_server = [dashboard_link("grpc-server", "gRPC server: per method")]
 
     def by_result(metric: str) -> Query:
@@ -987,6 +1025,7 @@ def business() -> Json:
 def runtime() -> Json:
     sel = 'job=~"$job", instance=~"$instance"'
     grid = Grid()
+    alerts_now(grid)
 
     grid.row("Process")
     grid.add(

@@ -226,12 +226,12 @@ def _service(
 
 def _grafana(settings: StackSettings) -> Component:
     """A locally installed Grafana (optional) with the same dashboards as compose, provisioned from
-    <run>/grafana/ (prepare_run_dir), its data in <data>/grafana."""
+    <run>/grafana/provisioning (prepare_run_dir), its data in <run>/grafana/data."""
     assert settings.binaries.grafana is not None
     port = settings.ports.grafana
     env = {
         "GF_PATHS_PROVISIONING": str(settings.run_dir / "grafana" / "provisioning"),
-        "GF_PATHS_DATA": str(settings.data_dir / "grafana"),
+        "GF_PATHS_DATA": str(settings.run_dir / "grafana" / "data"),
         "GF_PATHS_LOGS": str(settings.logs_dir / "grafana"),
         "GF_SERVER_HTTP_ADDR": "127.0.0.1",
         "GF_SERVER_HTTP_PORT": str(port),
