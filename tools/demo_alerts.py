@@ -244,18 +244,32 @@ def wait_quiet(
     alertmanager: str,
     limit: float,
     *,
+    expected: Iterable[AlertKey] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[AlertKey]:
-    """Waits up to `limit` seconds for Alertmanager to hold no active alert but the Watchdog;
-    returns what is still active (empty when quiet)."""
+    """Waits up to `limit` seconds for Alertmanager to hold none of `expected` (default: no active
+    alert but the Watchdog); returns what is still active (empty when quiet). Other alerts cannot be
+    credited to the next demo, which matches by (alertname, service), so they need not resolve
+    first. An Alertmanager that does not answer (the supervisor is starting it again after a demo
+    held it down) counts as not quiet yet."""
     deadline = clock() + limit
-    active = active_alerts(alertmanager)
+    unreachable = [AlertKey("Alertmanager", "unreachable")]
+    wanted = None if expected is None else set(expected)
+
+    def poll() -> list[AlertKey]:
+        try:
+            active = active_alerts(alertmanager)
+        except (urllib.error.URLError, OSError):
+            return unreachable
+        return active if wanted is None else [key for key in active if key in wanted]
+
+    active = poll()
     if active:
         print(f"  waiting for {', '.join(map(str, active))} to resolve", flush=True)
     while active and clock() < deadline:
         sleep(POLL_SECONDS)
-        active = active_alerts(alertmanager)
+        active = poll()
     return active
 
 
@@ -283,7 +297,10 @@ def run_demo(demo: Demo, stack: Stack, limit: float) -> dict[AlertKey, float | N
     undo = demo.start(stack)
     try:
         while time.monotonic() - clock < limit and any(v is None for v in seen.values()):
-            now = firing_now(stack, source, started)
+            try:
+                now = firing_now(stack, source, started)
+            except (urllib.error.URLError, OSError):
+                now = set()  # a component on its way back; ask again
             for key in demo.alerts:
                 if seen[key] is None and key in now:
                     seen[key] = time.monotonic() - clock
@@ -366,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped: list[tuple[str, AlertKey]] = []
     try:
         for demo in demos:
-            still_active = wait_quiet(args.alertmanager, args.quiet_limit)
+            still_active = wait_quiet(args.alertmanager, args.quiet_limit, expected=demo.alerts)
             clashing = [key for key in still_active if key in demo.alerts]
             if clashing:
                 print(

@@ -183,3 +183,17 @@ def test_every_alert_is_demoed_or_says_why_not() -> None:
         proofs = re.findall(r"(?:prometheus/tests|tests)/[\w/.]+\.(?:yml|py)", why)
         assert proofs, why
         assert all((ROOT / proof).exists() for proof in proofs), proofs
+
+
+def test_wait_quiet_waits_through_an_alertmanager_that_is_starting_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers: list[object] = [demo_alerts.urllib.error.URLError("refused"), [], []]
+
+    def fake(_url: str) -> list[AlertKey]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    monkeypatch.setattr(demo_alerts, "active_alerts", fake)
+    assert demo_alerts.wait_quiet("http://am", 10, sleep=lambda _s: None) == []
+    assert len(answers) == 1
