@@ -185,7 +185,9 @@ def test_every_alert_is_demoed_or_says_why_not() -> None:
         assert all((ROOT / proof).exists() for proof in proofs), proofs
 
 
-def test_wait_quiet_waits_through_an_alertmanager_that_is_starting_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wait_quiet_waits_through_an_alertmanager_that_is_starting_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     answers: list[object] = [demo_alerts.urllib.error.URLError("refused"), [], []]
 
     def fake(_url: str) -> list[AlertKey]:
