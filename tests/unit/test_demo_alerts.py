@@ -6,6 +6,7 @@ GET /api/messages and Alertmanager's GET /api/v2/alerts."""
 from __future__ import annotations
 
 import re
+import urllib.error
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def test_every_alert_is_demoed_or_says_why_not() -> None:
 def test_wait_quiet_waits_through_an_alertmanager_that_is_starting_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    answers: list[object] = [demo_alerts.urllib.error.URLError("refused"), [], []]
+    answers: list[object] = [urllib.error.URLError("refused"), [], []]
 
     def fake(_url: str) -> list[AlertKey]:
         answer = answers.pop(0)
