@@ -157,7 +157,7 @@ DEMOS: tuple[Demo, ...] = (
          (AlertKey("PrometheusNotConnectedToAlertmanager", "prometheus"),), 150,
          hold_down("alertmanager", 600), seen_in="prometheus"),
     Demo("sink-down", "make chaos-down SVC=slacksink (the receiver stops answering)",
-         (AlertKey("AlertmanagerNotificationsFailing", "alertmanager"),), 420,
+         (AlertKey("AlertmanagerNotificationsFailing", "alertmanager"),), 480,
          hold_down("slacksink", 900), seen_in="alertmanager", needs_sink=True),
 )  # fmt: skip
 
@@ -395,12 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results += [(demo.name, key, seconds) for key, seconds in seen.items()]
     finally:
         BROKEN_RULES.unlink(missing_ok=True)
-    print("\ndemo             alert                                           seconds")
+    print(f"\n{'demo':<16} {'alert':<52} seconds")
     for name, key, seconds in results:
         shown = f"{seconds:.0f}" if seconds is not None else f"NOT within {args.limit:.0f}s"
-        print(f"{name:<16} {key!s:<47} {shown}")
+        print(f"{name:<16} {key!s:<52} {shown}")
     for name, key in skipped:
-        print(f"{name:<16} {key!s:<47} not measured: still active from before")
+        print(f"{name:<16} {key!s:<52} not measured: still active from before")
     return 0 if not skipped and all(seconds is not None for _, _, seconds in results) else 1
 
 
