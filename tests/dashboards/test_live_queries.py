@@ -27,6 +27,10 @@ EMPTY_BY_DESIGN: dict[tuple[str, str, str], str] = {
         (uid, "annotation Alerts firing", "query"): "no alert but the Watchdog fires on a healthy stack"
         for uid in ("grpc-overview", "grpc-server", "grpc-client", "business", "runtime")
     },
+    **{
+        (uid, "Firing alerts", "A"): "the Alerts now table: nothing but the Watchdog fires on a healthy stack"
+        for uid in ("grpc-server", "grpc-client", "business", "runtime")
+    },
     ("grpc-server", "Server faults by method and code", "A"): (
         "server-fault codes get a series only when one is returned; healthy traffic returns none"
     ),

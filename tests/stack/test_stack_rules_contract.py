@@ -63,6 +63,7 @@ EXPOSED_METRICS = (
         "up",
         "prometheus_rule_evaluation_failures_total",
         "prometheus_notifications_alertmanagers_discovered",
+        "prometheus_notifications_dropped_total",
         "alertmanager_notifications_total",
         "alertmanager_notifications_failed_total",
     }

@@ -1,6 +1,6 @@
 """The README is true line by line: every make target, environment variable, port and path it names
 exists in the code, and `make help` lists every target. (Its "Try it" block runs against the native
-stack in tests/e2e/test_readme_try_it.py.)"""
+stack in tests/e2e/test_alerting.py.)"""
 
 from __future__ import annotations
 
