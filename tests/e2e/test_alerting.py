@@ -53,6 +53,50 @@ def test_targets_up_and_traffic_flows(live_stack: LiveStack) -> None:
             assert message["hook"].endswith("heartbeat")
 
 
+# The README's "Try it" block runs as written against the native stack: the same commands, with
+# only the documented default addresses replaced by the test stack's (it runs on free ports).
+def try_it_block() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Try it") :]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match, "no sh block under ### Try it"
+    return match.group(1)
+
+
+def test_the_try_it_block_runs(live_stack: LiveStack) -> None:
+    wait_until(lambda: bool(live_stack.query('up{job="orderd"} == 1')), 60, "orderd scraped")
+    wait_until(
+        lambda: bool(
+            live_stack.query('sum(rate(grpc_client_handled_total{job="orderd",grpc_code="OK"}[1m])) > 0')
+        ),
+        60,
+        "orderd authenticating through userd",
+    )
+    ports = live_stack.ports
+    script = (
+        try_it_block()
+        .replace(
+            "tools/call.py",
+            f"tools/call.py --userd {live_stack.userd_target} --orderd {live_stack.orderd_target}",
+        )
+        .replace("127.0.0.1:50051", live_stack.userd_target)
+        .replace("127.0.0.1:50052", live_stack.orderd_target)
+        .replace("127.0.0.1:9092", f"127.0.0.1:{ports.orderd.metrics}")
+        .replace("127.0.0.1:9091", f"127.0.0.1:{ports.userd[0].metrics}")
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"total_cents": "2500"' in result.stdout
+    assert 'orderd_service_total_orders_total{result="success"' in result.stdout
+
+
 def test_bruteforce_logins_page(live_stack: LiveStack) -> None:
     wait_until(lambda: bool(live_stack.query('up{job="userd"} == 1')), 60, "userd scraped")
     target = live_stack.userd_target
@@ -78,7 +122,6 @@ def test_a_killed_service_is_restarted_while_the_rest_keeps_serving(live_stack: 
     """`kill -9` of userd: the supervisor reports it and restarts it with backoff; Prometheus,
     Alertmanager and orderd never stop answering; userd serves again within 30 s."""
     wait_until(lambda: bool(live_stack.query('up{job="userd"} == 1')), 60, "userd scraped")
-    killed_at = time.monotonic()
     live_stack.kill("userd")
 
     def userd_serves() -> bool:
@@ -93,7 +136,16 @@ def test_a_killed_service_is_restarted_while_the_rest_keeps_serving(live_stack: 
 
     back = wait_until(userd_serves, 30, "userd serving again after kill -9")
     print(f"\nuserd back {back:.1f}s after kill -9")
-    assert time.monotonic() - killed_at < 30
+    assert back < 30
+
+    # Leave the stack as found: orderd authenticates through the new userd too (its channel's
+    # reconnect backoff is capped at 2 s), seen as orderd's successful calls to userd growing.
+    def orderd_ok() -> float:
+        result = live_stack.query('sum(grpc_client_handled_total{job="orderd", grpc_code="OK"})')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    before = orderd_ok()
+    wait_until(lambda: orderd_ok() > before, 60, "orderd authenticating through userd again")
     for url in (f"{live_stack.prometheus_url}/-/ready", f"{live_stack.alertmanager_url}/-/ready"):
         assert http_ok(url), url
     assert live_stack.query('up{job="orderd"} == 1')
@@ -130,40 +182,3 @@ def test_every_link_of_every_delivered_alert_resolves(live_stack: LiveStack) -> 
                     assert (ROOT / "grafana" / "dashboards" / f"{dashboard.group(1)}.json").is_file(), url
                     followed.add("dashboard")
     assert followed == {"runbook", "silence", "dashboard"}
-
-
-# The README's "Try it" block runs as written against the native stack: the same commands, with
-# only the documented default addresses replaced by the test stack's (it runs on free ports).
-def try_it_block() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Try it") :]
-    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match, "no sh block under ### Try it"
-    return match.group(1)
-
-
-def test_the_try_it_block_runs(live_stack: LiveStack) -> None:
-    wait_until(lambda: bool(live_stack.query('up{job="orderd"} == 1')), 60, "orderd scraped")
-    ports = live_stack.ports
-    script = (
-        try_it_block()
-        .replace(
-            "tools/call.py",
-            f"tools/call.py --userd {live_stack.userd_target} --orderd {live_stack.orderd_target}",
-        )
-        .replace("127.0.0.1:50051", live_stack.userd_target)
-        .replace("127.0.0.1:50052", live_stack.orderd_target)
-        .replace("127.0.0.1:9092", f"127.0.0.1:{ports.orderd.metrics}")
-        .replace("127.0.0.1:9091", f"127.0.0.1:{ports.userd[0].metrics}")
-    )
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert '"total_cents": "2500"' in result.stdout
-    assert 'orderd_service_total_orders_total{result="success"' in result.stdout

@@ -200,9 +200,11 @@ def test_a_stop_signal_during_start_up_stops_the_children_promptly(
 
 
 def marker_child(path: Path) -> tuple[str, ...]:
-    """A child that is ready once it wrote `path` (a new file each start), then sleeps."""
+    """A child that is ready once it wrote `path` (a new file each start, renamed into place so a
+    reader never sees it empty), then sleeps."""
     code = (
-        f"import pathlib, time, os; pathlib.Path({str(path)!r}).write_text(str(os.getpid())); time.sleep(120)"
+        f"import pathlib, time, os; p = pathlib.Path({str(path)!r}); t = p.with_suffix('.tmp'); "
+        "t.write_text(str(os.getpid())); t.rename(p); time.sleep(120)"
     )
     return (sys.executable, "-c", code)
 
