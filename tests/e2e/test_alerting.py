@@ -11,7 +11,6 @@ import re
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
@@ -19,10 +18,9 @@ from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.e2e.alerts import ALERT_TIMEOUT, arrived
 from tests.support.live_stack import LiveStack, http_ok, wait_until
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_targets_up_and_traffic_flows(live_stack: LiveStack) -> None:
