@@ -32,11 +32,14 @@ def render_runbook(markdown: str) -> str:
     in_code = False
     in_list = False
 
-    def flush() -> None:
-        nonlocal in_list
+    def end_paragraph() -> None:
         if paragraph:
             out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
             paragraph.clear()
+
+    def flush() -> None:
+        nonlocal in_list
+        end_paragraph()
         if in_list:
             out.append("</ul>")
             in_list = False
@@ -53,9 +56,7 @@ def render_runbook(markdown: str) -> str:
             level, text = len(heading[1]), heading[2]
             out.append(f'<h{level} id="{anchor(text)}">{_inline(text)}</h{level}>')
         elif item := re.match(r"\s*[-*] (.+)", line):
-            if paragraph:
-                out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
-                paragraph.clear()
+            end_paragraph()
             if not in_list:
                 out.append("<ul>")
                 in_list = True
