@@ -13,12 +13,12 @@ from typing import TextIO
 import grpc
 from grpcdemo.genproto.order.v1 import order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2_grpc
+from grpcdemo.runtime.channels import balanced_channel
 from prometheus_client import CollectorRegistry
 
 from loadgen.actions import Actions, OrderMemory
 from loadgen.arrivals import Arrival, plan
 from loadgen.config import LoadgenConfig
-from loadgen.fault_admin import FaultAdminClient
 from loadgen.fault_switch import FaultSwitch
 from loadgen.kinds import Rpc, rpc_of
 from loadgen.metrics import LoadgenMetrics, observability, serve_metrics
@@ -106,8 +106,10 @@ async def run(
         raise SetupError(
             f"cannot serve metrics on {config.metrics_addr!r} ({error}); --metrics-addr 0 turns them off"
         ) from None
-    user_channel = grpc.aio.insecure_channel(config.target_userd, interceptors=obs.client_interceptors())
-    order_channel = grpc.aio.insecure_channel(config.target_orderd, interceptors=obs.client_interceptors())
+    # Balanced over every replica each name resolves to (compose's DNS, a headless Service), like
+    # orderd's channel to userd; one address natively.
+    user_channel = balanced_channel(config.target_userd, obs.client_interceptors())
+    order_channel = balanced_channel(config.target_orderd, obs.client_interceptors())
     try:
         users = user_pb2_grpc.UserServiceStub(user_channel)  # type: ignore[no-untyped-call]
         orders = order_pb2_grpc.OrderServiceStub(order_channel)  # type: ignore[no-untyped-call]
@@ -143,10 +145,8 @@ async def run(
 
         switch = FaultSwitch(
             scenario.faults,
-            {
-                "userd": FaultAdminClient(config.userd_admin, config.fault_token),
-                "orderd": FaultAdminClient(config.orderd_admin, config.fault_token),
-            },
+            {"userd": config.userd_admin, "orderd": config.orderd_admin},
+            config.fault_token,
             err,
         )
         metrics_note = f", metrics on :{metrics_port}" if metrics_port else ""
@@ -196,8 +196,11 @@ async def _drive(
 ) -> tuple[float, int]:
     """Faults on, schedule until the end, wait for answers, faults off (whatever ends the run).
     Returns the seconds spent scheduling and how many calls were cancelled at the end."""
+    follow: asyncio.Task[None] | None = None
     try:
         await switch.switch_on()
+        if switch.applied:
+            follow = asyncio.create_task(switch.follow())
         progress.start()
         elapsed = await scheduler.run(arrivals, duration=config.duration, stop=stop)
         if scheduler.in_flight:
@@ -207,5 +210,8 @@ async def _drive(
         cancelled = await scheduler.drain(config.shutdown_grace)
     finally:
         await progress.stop()
+        if follow is not None:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
         await switch.switch_off()
     return elapsed, cancelled

@@ -9,6 +9,8 @@
 - outage: userd's Me answers UNAVAILABLE (injected); orderd authenticates through it, so its calls
   fail: fires HighGRPCFailures and OrderCreationFailing.
 - slow: 600-900 ms injected on every orderd method: fires GRPCLatencyP95High.
+- slow-userd: 200-400 ms injected on userd's Me, on every replica: orderd's calls to userd slow down
+  (its client latency and its own, per replica on the Replicas row); below every latency alert.
 - errors: INTERNAL on 20 % of orderd calls: fires GRPCServerErrorRateHigh and the error-budget
   burn-rate alert.
 
@@ -104,6 +106,17 @@ SCENARIOS: Final[dict[str, Scenario]] = {
                     "orderd",
                     {"latency": {"min_ms": 600, "max_ms": 900, "methods": ORDERD_METHODS}},
                     "restart orderd with FAULT_INJECTION_ENABLED=true; latency cannot be added by hand",
+                ),
+            ),
+        ),
+        Scenario(
+            "slow-userd",
+            "200-400 ms added to userd's Me on every replica (orderd's client latency; no alert)",
+            faults=(
+                FaultPlan(
+                    "userd",
+                    {"latency": {"min_ms": 200, "max_ms": 400, "methods": [USERD_ME]}},
+                    "restart userd with FAULT_INJECTION_ENABLED=true; latency cannot be added by hand",
                 ),
             ),
         ),

@@ -14,6 +14,7 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
+from grpcdemo.runtime.channels import balanced_sync_channel
 
 
 def item(text: str) -> order_pb2.OrderItem:
@@ -27,8 +28,12 @@ def item(text: str) -> order_pb2.OrderItem:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--userd", default="127.0.0.1:50051", help="userd's gRPC address")
-    p.add_argument("--orderd", default="127.0.0.1:50052", help="orderd's gRPC address")
+    p.add_argument(
+        "--userd", default="127.0.0.1:50051", help="userd's gRPC address (every replica it resolves to)"
+    )
+    p.add_argument(
+        "--orderd", default="127.0.0.1:50052", help="orderd's gRPC address (every replica it resolves to)"
+    )
     p.add_argument("--token", default="", help="the access token from `login` (orderd calls and me)")
     commands = p.add_subparsers(dest="command", required=True)
     register = commands.add_parser("register")
@@ -55,8 +60,8 @@ def parser() -> argparse.ArgumentParser:
 def call(args: argparse.Namespace) -> Message:
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else ()
     with (
-        grpc.insecure_channel(args.userd) as user_channel,
-        grpc.insecure_channel(args.orderd) as order_channel,
+        balanced_sync_channel(args.userd) as user_channel,
+        balanced_sync_channel(args.orderd) as order_channel,
     ):
         users = user_pb2_grpc.UserServiceStub(user_channel)  # type: ignore[no-untyped-call]
         orders = order_pb2_grpc.OrderServiceStub(order_channel)  # type: ignore[no-untyped-call]

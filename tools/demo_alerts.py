@@ -151,6 +151,10 @@ DEMOS: tuple[Demo, ...] = (
          (AlertKey("GRPCServerErrorRateHigh", "orderd"), AlertKey("ErrorBudgetBurnFast", "orderd")), 240,
          loadgen_scenario("errors")),
     Demo("down", "make chaos-down SVC=userd", (AlertKey("ServiceDown", "userd"),), 60, hold_down("userd", 300)),
+    # The same outage seen black-box: muted in Slack by ServiceDown (one outage, one page), firing in
+    # Prometheus.
+    Demo("probe", "make chaos-down SVC=userd (the gRPC health probe of 127.0.0.1:50051 fails)",
+         (AlertKey("BlackboxProbeFailed", "userd"),), 75, hold_down("userd", 300), seen_in="prometheus"),
     Demo("broken-rule", "a rule file that fails at every evaluation, then Prometheus reloaded",
          (AlertKey("PrometheusRuleEvaluationFailures", "prometheus"),), 330, broken_rule),
     Demo("no-alertmanager", "make chaos-down SVC=alertmanager",
@@ -168,13 +172,17 @@ NOT_DEMOED: dict[str, str] = {
     "DatabaseUnavailable": "natively the database is an embedded SQLite file that cannot be cut off "
     "(with compose: `docker compose stop postgres`); tests/integration/test_database_outage.py cuts a "
     "TCP proxy to PostgreSQL, prometheus/tests/alerts_business_meta_test.yml proves the rule",
+    "ServiceRecentlyDown": "never notifies anyone: it holds for 5 minutes after ServiceDown (the down "
+    "demo sets it off) as the source of inhibitions; prometheus/tests/replicas_test.yml proves the rule, "
+    "tests/e2e/test_compose_rehearsal.py that an outage pages once",
     "ErrorBudgetBurnSlow": "needs 20% errors for about 20 minutes (`for: 15m` over 30 m and 6 h "
     "windows); prometheus/tests/slo_test.yml and tests/stack/test_alert_volume.py prove it",
 }
 
 
-# The heartbeat fires all the time by design; it is never a scenario's alert.
-ALWAYS_FIRING = frozenset({"Watchdog"})
+# Alerts no demo waits for to clear: the heartbeat fires all the time by design, and
+# ServiceRecentlyDown holds for 5 minutes after any ServiceDown, notifying no one.
+ALWAYS_FIRING = frozenset({"Watchdog", "ServiceRecentlyDown"})
 
 Status = Literal["firing", "resolved"]
 

@@ -41,6 +41,11 @@ METRICS_PORTS: Final[Mapping[str, int]] = {
 
 LOCAL_SINK_URL: Final = "http://127.0.0.1:9095"
 
+# The black-box probes: each service's gRPC port, asked by the blackbox exporter (prometheus/blackbox.yml).
+GRPC_PORTS: Final[Mapping[str, int]] = {"userd": 50051, "orderd": 50052}
+BLACKBOX_PORT: Final = 9115
+BLACKBOX_FILE: Final = "blackbox.json"
+
 # Receiver name in alertmanager.yml -> secret file it reads, relative to alertmanager.yml's folder.
 # Each Slack receiver has its own file because a Slack app's incoming webhook is bound to one channel.
 SECRET_FILES: Final[Mapping[str, str]] = {
@@ -104,6 +109,31 @@ def write_prometheus_targets(
     return written
 
 
+def blackbox_groups(probes: Mapping[str, Sequence[str]], exporter: str) -> list[dict[str, object]]:
+    """The `blackbox` job's file_sd document: per service, the gRPC addresses a client uses, its
+    `service` label (what alerts route and inhibit on), and in `__exporter__` the exporter that
+    probes them (prometheus.yml's relabelling makes it the scrape address)."""
+    return [
+        {"targets": list(addresses), "labels": {"service": service, "__exporter__": exporter}}
+        for service, addresses in probes.items()
+    ]
+
+
+def write_blackbox_targets(directory: Path, probes: Mapping[str, Sequence[str]], exporter: str) -> Path:
+    path = directory / BLACKBOX_FILE
+    _write_atomically(path, json.dumps(blackbox_groups(probes, exporter), indent=2) + "\n")
+    return path
+
+
+def write_compose_targets(directory: Path) -> list[Path]:
+    """prometheus/targets/compose/: the jobs compose's DNS does not find, by service name, and the
+    black-box probes of each service through its compose name."""
+    paths = write_prometheus_targets(directory, targets_on(lambda job: job), COMPOSE_FILE_JOBS)
+    probes = {service: [f"{service}:{port}"] for service, port in GRPC_PORTS.items()}
+    paths.append(write_blackbox_targets(directory, probes, f"blackbox:{BLACKBOX_PORT}"))
+    return paths
+
+
 @dataclass(frozen=True)
 class NotificationUrls:
     """Where each Alertmanager receiver sends; keyed like SECRET_FILES."""
@@ -150,6 +180,19 @@ def write_alertmanager_secrets(config_dir: Path, urls: NotificationUrls, mode: i
     return written
 
 
+COMPOSE_SINK_URL: Final = "http://slacksink:9095"
+
+
+def prepare_compose(project: Path, env: Mapping[str, str]) -> list[Path]:
+    """What `make up` writes before `docker compose up` (and the compose rehearsal before its own):
+    the webhook URL files under alertmanager/secrets/, pointing at compose's Slack sink unless
+    SLACK_WEBHOOK_URL* say otherwise. The Alertmanager image runs as `nobody`, which cannot read the
+    0600 files written for native runs; the folder itself is git-ignored."""
+    return write_alertmanager_secrets(
+        project / "alertmanager", NotificationUrls.from_env(env, COMPOSE_SINK_URL), mode=0o644
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prometheus-targets":
         host: str = args.host
         if args.compose:
-            paths = write_prometheus_targets(args.directory, targets_on(lambda job: job), COMPOSE_FILE_JOBS)
+            paths = write_compose_targets(args.directory)
         else:
             paths = write_prometheus_targets(args.directory, targets_on(lambda _: host))
     else:

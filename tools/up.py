@@ -41,7 +41,7 @@ from nativestack.supervisor import (
     write_hold,
     write_pid_file,
 )
-from stackconfig import NotificationUrls, write_alertmanager_secrets
+from stackconfig import prepare_compose
 
 RUN = ROOT / ".run"
 DATA = ROOT / ".data"
@@ -74,7 +74,7 @@ def stack_env() -> dict[str, str]:
 
 
 def native_settings(env: dict[str, str], *, with_loadgen: bool = True) -> StackSettings:
-    prometheus, alertmanager = find_binaries()
+    prometheus, alertmanager, blackbox = find_binaries()
     replicas = int(env.get("USERD_REPLICAS", "1") or "1")
     if replicas not in (1, 2):
         raise StackError(f"USERD_REPLICAS={replicas}: the native stack runs 1 or 2 userd replicas")
@@ -82,7 +82,13 @@ def native_settings(env: dict[str, str], *, with_loadgen: bool = True) -> StackS
         run_dir=RUN,
         data_dir=DATA,
         ports=Ports.default(userd_replicas=replicas),
-        binaries=Binaries(prometheus, alertmanager, Path(sys.executable).parent, grafana=find_grafana(env)),
+        binaries=Binaries(
+            prometheus,
+            alertmanager,
+            Path(sys.executable).parent,
+            grafana=find_grafana(env),
+            blackbox=blackbox,
+        ),
         loadgen_rps=env.get("LOADGEN_RPS", "5") or "5",
         with_loadgen=with_loadgen,
     )
@@ -166,12 +172,7 @@ def hold(name: str, minutes: float) -> int:
 
 
 def up_docker() -> int:
-    env = stack_env()
-    # The Alertmanager image runs as `nobody`, which cannot read the 0600 files written for native
-    # runs; the folder itself is git-ignored.
-    write_alertmanager_secrets(
-        ROOT / "alertmanager", NotificationUrls.from_env(env, "http://slacksink:9095"), mode=0o644
-    )
+    prepare_compose(ROOT, stack_env())
     return subprocess.run(["docker", "compose", "up", "-d", "--build"], cwd=ROOT, check=False).returncode
 
 

@@ -9,10 +9,11 @@ from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2
 from grpcdemo.observability.service import ServiceObservability
 from grpcdemo.persistence.database import Database
+from grpcdemo.runtime.channels import balanced_channel
 from grpcdemo.runtime.host import ServiceHost
 from prometheus_client import CollectorRegistry
 
-from orderd.auth import UserdAuthenticator, open_channel
+from orderd.auth import UserdAuthenticator
 from orderd.config import OrderdConfig
 from orderd.domain.order_book import Clock, OrderBook, OrderRepository, utc_now
 from orderd.metrics import OrderdMetrics
@@ -55,7 +56,7 @@ async def create_server(config: OrderdConfig, overrides: Overrides | None = None
             orders = sql.SqlOrderRepository(db)
         # The hop to userd is what the client metrics measure: same interceptors, same registry.
         host.observability.preinitialize_client(USER_SERVICE)
-        channel = open_channel(
+        channel = balanced_channel(
             config.userd_addr, host.observability.client_interceptors(), lb_policy=config.userd_lb_policy
         )
         host.on_stop(channel.close)

@@ -13,8 +13,6 @@ dependency alerts."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import Final
 
 import grpc
@@ -26,14 +24,6 @@ from grpcdemo.runtime.auth_metadata import auth_metadata
 # (RESOURCE_EXHAUSTED), which would show a caller's oversized token as a userd failure.
 MAX_AUTHORIZATION_BYTES: Final = 4096
 
-# Reconnect quickly once userd is back: gRPC's default backoff grows to two minutes, which would
-# keep orderd failing long after userd recovered.
-CHANNEL_OPTIONS: Final = (
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-)
-
 _CALLERS_FAULT: Final = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
 
 
@@ -43,17 +33,6 @@ class MissingCredentials(Unauthenticated):
 
 class MalformedCredentials(Unauthenticated):
     reason = "unauthenticated"
-
-
-def open_channel(
-    target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), lb_policy: str = "round_robin"
-) -> grpc.aio.Channel:
-    """One long-lived channel to userd. With `round_robin` (set through the channel's service config)
-    calls are spread over every address the target resolves to, call by call; `pick_first` keeps
-    them on one connection."""
-    service_config = json.dumps({"loadBalancingConfig": [{lb_policy: {}}]})
-    options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config)]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
 
 
 def _metadata_too_large(error: grpc.aio.AioRpcError) -> bool:

@@ -6,10 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from grpcdemo.runtime.channels import LB_POLICIES
 from grpcdemo.runtime.config import CommonConfig, Env, read_common
 from grpcdemo.runtime.targets import parse_grpc_target
-
-LB_POLICIES = ("round_robin", "pick_first")
 
 
 @dataclass(frozen=True)

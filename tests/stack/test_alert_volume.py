@@ -91,6 +91,14 @@ class Traffic:
                 value += rate(step * STEP_SECONDS / 60) * STEP_SECONDS
                 values.append(f"{value:.3f}".rstrip("0").rstrip("."))
             out.append({"series": series, "values": " ".join(values)})
+        # Both services are up and scraped throughout (ServiceDown also fires for a missing `up`).
+        for job, port in (("userd", 9091), ("orderd", 9092)):
+            out.append(
+                {
+                    "series": f'up{{job="{job}", instance="127.0.0.1:{port}", service="{job}"}}',
+                    "values": f"1x{steps}",
+                }
+            )
         return out
 
 

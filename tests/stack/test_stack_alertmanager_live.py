@@ -128,10 +128,7 @@ def alerts() -> list[dict[str, Any]]:
     """Built when posted: endsAt is relative to now, and the module may be imported minutes earlier
     than its tests run (an alert whose endsAt has passed is resolved on arrival)."""
     return [
-        prometheus_alert("ServiceDown", "critical", "userd", job="userd", instance="userd:9091"),
-        # Muted by ServiceDown for the same service ...
-        prometheus_alert("GRPCLatencyP95High", "warning", "userd", job="userd", grpc_method="Login"),
-        # ... but not for another service.
+        # Not muted by ServiceDown of another service (userd's, below).
         prometheus_alert("GRPCLatencyP95High", "warning", "orderd", job="orderd", grpc_method="CreateOrder"),
         prometheus_alert("ErrorBudgetBurnFast", "critical", "orderd", job="orderd"),
         prometheus_alert("ErrorBudgetBurnSlow", "warning", "orderd", job="orderd"),
@@ -142,32 +139,46 @@ def alerts() -> list[dict[str, Any]]:
     ]
 
 
+def outage() -> list[dict[str, Any]]:
+    """userd down: from now on orderd's failing orders and burn rates are its after-effects."""
+    return [
+        prometheus_alert("ServiceDown", "critical", "userd", job="userd", instance="userd:9091"),
+        # Muted by ServiceDown for the same service.
+        prometheus_alert("GRPCLatencyP95High", "warning", "userd", job="userd", grpc_method="Login"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def delivered(stack: Stack) -> Stack:
-    status, body = http_post(stack.alertmanager_url + "/api/v2/alerts", json.dumps(alerts()).encode())
-    assert status == 200, body
-    expected = {
-        ("/hooks/critical", "[FIRING:1] ServiceDown on userd"),
-        ("/hooks/critical", "[FIRING:1] ErrorBudgetBurnFast on orderd"),
-        ("/hooks/critical", "[FIRING:1] OrderCreationFailing on orderd"),
-        ("/hooks/warning", "[FIRING:1] GRPCLatencyP95High on orderd"),
-        ("/hooks/heartbeat", "[FIRING:1] Watchdog on prometheus"),
-    }
-
     seen: set[tuple[str, str]] = set()
 
-    def all_arrived() -> bool | None:
-        seen.update(
-            (m["hook"], a["title"]) for m in stack.messages() for a in m["payload"].get("attachments", [])
-        )
-        return True if expected <= seen else None
+    def post_and_wait(batch: list[dict[str, Any]], expected: set[tuple[str, str]]) -> None:
+        status, body = http_post(stack.alertmanager_url + "/api/v2/alerts", json.dumps(batch).encode())
+        assert status == 200, body
 
-    # group_wait is 10s for warnings; the warning group for orderd was created together with the
-    # (muted) one for userd, so once it has arrived the muted one would have too.
-    try:
-        wait_for(all_arrived, timeout=30, what="notifications")
-    except AssertionError as error:
-        raise AssertionError(f"{error}: missing {sorted(expected - seen)}, got {sorted(seen)}") from None
+        def all_arrived() -> bool | None:
+            seen.update(
+                (m["hook"], a["title"]) for m in stack.messages() for a in m["payload"].get("attachments", [])
+            )
+            return True if expected <= seen else None
+
+        # group_wait is 10s for warnings; the warning group for orderd was created together with the
+        # (muted) one for userd, so once it has arrived the muted one would have too.
+        try:
+            wait_for(all_arrived, timeout=30, what="notifications")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: missing {sorted(expected - seen)}, got {sorted(seen)}") from None
+
+    post_and_wait(
+        alerts(),
+        {
+            ("/hooks/critical", "[FIRING:1] ErrorBudgetBurnFast on orderd"),
+            ("/hooks/critical", "[FIRING:1] OrderCreationFailing on orderd"),
+            ("/hooks/warning", "[FIRING:1] GRPCLatencyP95High on orderd"),
+            ("/hooks/heartbeat", "[FIRING:1] Watchdog on prometheus"),
+        },
+    )
+    post_and_wait([*alerts(), *outage()], {("/hooks/critical", "[FIRING:1] ServiceDown on userd")})
     return stack
 
 
@@ -259,6 +270,9 @@ def test_alertmanager_reports_what_inhibited_what(delivered: Stack) -> None:
         ("GRPCLatencyP95High", "userd", "warning"),
         ("ErrorBudgetBurnSlow", "orderd", "warning"),
         ("OrderCreationFailing", "orderd", "warning"),
+        # Since userd went down: orderd's failures are its after-effects, one outage pages once.
+        ("ErrorBudgetBurnFast", "orderd", "critical"),
+        ("OrderCreationFailing", "orderd", "critical"),
     }
     for key in suppressed:
         assert state[key]["inhibitedBy"], key

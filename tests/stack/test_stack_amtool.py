@@ -33,8 +33,8 @@ def config(tmp_path: Path) -> Path:
 def test_config_is_valid(amtool: str, config: Path) -> None:
     result = run(amtool, "check-config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 inhibit rules" in result.stdout
-    assert "4 receivers" in result.stdout
+    assert "5 inhibit rules" in result.stdout
+    assert "5 receivers" in result.stdout
     assert "1 templates" in result.stdout
 
 
@@ -49,6 +49,8 @@ def test_no_url_in_config_and_every_receiver_reads_a_secret_file() -> None:
     assert "http://" not in text and "https://" not in text
     document = yaml.safe_load(text)
     receivers = {receiver["name"]: receiver for receiver in document["receivers"]}
+    # The one receiver that sends nothing: ServiceRecentlyDown only inhibits.
+    assert receivers.pop("inhibit-only") == {"name": "inhibit-only"}
     assert set(receivers) == set(SECRET_FILES)
     for name, receiver in receivers.items():
         assert set(receiver) == {"name", "slack_configs"}, name
@@ -66,6 +68,8 @@ def _alert_severities() -> dict[str, str]:
 
 
 RECEIVER_FOR_SEVERITY = {"critical": "slack-critical", "warning": "slack-warning", "info": "slack-info"}
+# Matched by name before severity: the heartbeat, and the inhibition source nobody hears of.
+RECEIVER_FOR_NAME = {"Watchdog": "heartbeat", "ServiceRecentlyDown": "inhibit-only"}
 
 ROUTE_CASES = [
     *(
@@ -73,7 +77,7 @@ ROUTE_CASES = [
             alertname,
             severity,
             service,
-            "heartbeat" if alertname == "Watchdog" else RECEIVER_FOR_SEVERITY[severity],
+            RECEIVER_FOR_NAME.get(alertname) or RECEIVER_FOR_SEVERITY[severity],
         )
         for alertname, severity in sorted(_alert_severities().items())
         for service in (("prometheus",) if alertname == "Watchdog" else ("userd", "orderd"))

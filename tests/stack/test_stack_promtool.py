@@ -3,13 +3,14 @@ unit tests in prometheus/tests/ pass."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stackconfig import targets_on, write_prometheus_targets
+from stackconfig import targets_on, write_blackbox_targets, write_prometheus_targets
 
 from tests.stack.support import PROMETHEUS_DIR
 
@@ -35,6 +36,7 @@ def native_layout(run_dir: Path) -> Path:
     (run_dir / "prometheus.yml").symlink_to(PROMETHEUS_DIR / "prometheus.yml")
     (run_dir / "rules").symlink_to(PROMETHEUS_DIR / "rules", target_is_directory=True)
     write_prometheus_targets(run_dir / "targets", targets_on(lambda _job: "127.0.0.1"))
+    write_blackbox_targets(run_dir / "targets", {"userd": ["127.0.0.1:50051"]}, "127.0.0.1:9115")
     return run_dir / "prometheus.yml"
 
 
@@ -77,9 +79,9 @@ def test_rule_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     shutil.copytree(PROMETHEUS_DIR / "rules", rules)
     alerts = rules / "alerts.yml"
     text = alerts.read_text()
-    service_down = 'expr: up{job=~"userd|orderd"} == 0\n        for: 30s'
-    assert text.count(service_down) == 1
-    alerts.write_text(text.replace(service_down, service_down.replace("30s", "20s")))
+    service_down = re.search(r"alert: ServiceDown\n(?:.*\n)*?        for: 30s", text)
+    assert service_down is not None
+    alerts.write_text(text.replace(service_down.group(0), service_down.group(0).replace("30s", "20s")))
     tests = tmp_path / "tests"
     tests.mkdir()
     shutil.copy(PROMETHEUS_DIR / "tests" / "alerts_grpc_test.yml", tests)

@@ -13,6 +13,8 @@ from tests.stack.support import PROMETHEUS_DIR, ROOT, RUNBOOK
 
 REQUIRED_ALERTS = {
     "ServiceDown",
+    "ServiceRecentlyDown",
+    "BlackboxProbeFailed",
     "DatabaseUnavailable",
     "HighGRPCFailures",
     "GRPCServerErrorRateHigh",
@@ -61,6 +63,9 @@ EXPOSED_METRICS = (
     | _histogram("orderd_db_query_duration_seconds")
     | {
         "up",
+        "probe_success",
+        # Prometheus's own series of its alerts (ServiceRecentlyDown reads ServiceDown's).
+        "ALERTS",
         "prometheus_rule_evaluation_failures_total",
         "prometheus_notifications_alertmanagers_discovered",
         "prometheus_notifications_dropped_total",
@@ -82,7 +87,7 @@ RESULTS = {
 
 # Label values the rules may match on, per label.
 LABEL_VALUES = {
-    "job": {"userd", "orderd", "loadgen", "prometheus", "alertmanager"},
+    "job": {"userd", "orderd", "loadgen", "prometheus", "alertmanager", "blackbox"},
     "grpc_service": {"user.v1.UserService", "order.v1.OrderService"},
     "grpc_method": {"Register", "Login", "Me", "CreateOrder", "GetOrder", "ListOrders"},
     "grpc_code": GRPC_CODES,
@@ -180,6 +185,9 @@ def test_alert_labels(name: str) -> None:
     labels = ALERTS[name]["labels"]
     if name == "Watchdog":
         assert labels == {"severity": "none", "service": "prometheus"}
+    elif name == "ServiceRecentlyDown":
+        # An inhibition source that notifies no one; its `service` is the one that was down.
+        assert labels == {"severity": "none"}
     else:
         assert labels["severity"] in SEVERITIES
         # Every other alert takes `service` from the scraped series (see the aggregation test below).

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from stackconfig import (
-    COMPOSE_FILE_JOBS,
     JOBS,
     LOCAL_SINK_URL,
     METRICS_PORTS,
@@ -17,6 +16,7 @@ from stackconfig import (
     main,
     targets_on,
     write_alertmanager_secrets,
+    write_compose_targets,
     write_prometheus_targets,
 )
 
@@ -56,7 +56,7 @@ def test_rewrite_replaces_whole_files_and_leaves_no_temporaries(tmp_path: Path) 
 def test_committed_compose_targets_match_the_generator(tmp_path: Path) -> None:
     """prometheus/targets/compose/ is generated; regenerate with
     `python tools/stackconfig.py prometheus-targets prometheus/targets/compose --compose`."""
-    write_prometheus_targets(tmp_path, targets_on(lambda job: job), COMPOSE_FILE_JOBS)
+    write_compose_targets(tmp_path)
     committed = PROMETHEUS_DIR / "targets" / "compose"
     assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
     for path in tmp_path.iterdir():

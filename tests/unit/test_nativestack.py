@@ -36,7 +36,9 @@ BINARIES = Binaries("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager", P
 @pytest.fixture
 def make_up(monkeypatch: pytest.MonkeyPatch) -> StackSettings:
     """The settings `make up` runs with, from an empty `.env`."""
-    monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(
+        up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager, BINARIES.blackbox)
+    )
     monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     monkeypatch.setattr(sys, "executable", "/venv/bin/python")
     return up.native_settings({})
@@ -55,6 +57,7 @@ def test_make_up_starts_the_documented_components_in_order_on_the_documented_por
         "userd",
         "orderd",
         "alertmanager",
+        "blackbox",
         "prometheus",
         "loadgen",
     ]
@@ -63,6 +66,7 @@ def test_make_up_starts_the_documented_components_in_order_on_the_documented_por
         "userd": {"gRPC": 50051, "metrics": 9091},
         "orderd": {"gRPC": 50052, "metrics": 9092},
         "alertmanager": {"http": 9093},
+        "blackbox": {"http": 9115},
         "prometheus": {"http": 9090},
         "loadgen": {"metrics": 9097},
     }
@@ -77,7 +81,9 @@ def test_make_up_starts_the_documented_components_in_order_on_the_documented_por
 
 
 def test_loadgen_rps_and_no_loadgen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(
+        up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager, BINARIES.blackbox)
+    )
     monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     settings = up.native_settings({"LOADGEN_RPS": "12"})
     loadgen = components(settings)[-1]
@@ -88,7 +94,9 @@ def test_loadgen_rps_and_no_loadgen(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_two_userd_replicas_are_two_targets_of_one_job_and_orderd_balances_over_both(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager))
+    monkeypatch.setattr(
+        up, "find_binaries", lambda: (BINARIES.prometheus, BINARIES.alertmanager, BINARIES.blackbox)
+    )
     monkeypatch.setattr(up, "find_grafana", lambda _env: None)
     settings = up.native_settings({"USERD_REPLICAS": "2"})
     stack = by_name(settings)
@@ -105,7 +113,7 @@ def test_the_end_to_end_stack_is_make_ups_but_for_its_documented_overrides(
     """The e2e fixture may differ from `make up` in settings a user can choose too (ports, folders,
     the load rate) and in TEST_OVERRIDES; in nothing else."""
     monkeypatch.setattr(live_stack, "binaries", lambda: BINARIES)
-    fixture = live_stack.live_settings(Path("/tmp/e2e"), Ports(9, (), ServicePorts(9, 9), 9, 9, 9, 9))
+    fixture = live_stack.live_settings(Path("/tmp/e2e"), Ports(9, (), ServicePorts(9, 9), 9, 9, 9, 9, 9))
     same_settings = dataclasses.replace(
         fixture, ports=make_up.ports, run_dir=make_up.run_dir, data_dir=make_up.data_dir
     )

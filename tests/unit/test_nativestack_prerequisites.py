@@ -112,20 +112,30 @@ def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
 
 
 def test_both_missing_are_installed_in_one_go(host: FakeHost) -> None:
-    assert pre.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
-    assert host.installs == [(["prometheus", "prometheus-alertmanager"], True)]
+    assert pre.find_binaries() == (
+        "/usr/bin/prometheus",
+        "/usr/bin/prometheus-alertmanager",
+        "/usr/bin/prometheus-blackbox-exporter",
+    )
+    assert host.installs == [
+        (["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"], True)
+    ]
 
 
 def test_only_the_missing_package_is_installed(host: FakeHost) -> None:
     # So only its unit is disabled: a Prometheus installed before is someone else's business.
-    host.present.add("prometheus")
+    host.present.update({"prometheus", "prometheus-blackbox-exporter"})
     pre.find_binaries()
     assert host.installs == [(["prometheus-alertmanager"], True)]
 
 
 def test_nothing_is_installed_when_both_are_there(host: FakeHost) -> None:
-    host.present.update({"prometheus", "alertmanager"})
-    assert pre.find_binaries() == ("/usr/bin/prometheus", "/usr/bin/alertmanager")
+    host.present.update({"prometheus", "alertmanager", "blackbox_exporter"})
+    assert pre.find_binaries() == (
+        "/usr/bin/prometheus",
+        "/usr/bin/alertmanager",
+        "/usr/bin/blackbox_exporter",
+    )
     assert host.installs == []
 
 

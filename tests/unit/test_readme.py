@@ -89,6 +89,7 @@ def test_every_port_named_is_the_stacks() -> None:
     ports = Ports.default(userd_replicas=2)
     known = {
         ports.prometheus, ports.alertmanager, ports.slacksink, ports.loadgen, ports.orderd.grpc, ports.orderd.metrics,
+        ports.blackbox,
         *(p.grpc for p in ports.userd), *(p.metrics for p in ports.userd),
     } | OTHER_PORTS  # fmt: skip
     named = {int(p) for p in re.findall(r"(?:127\.0\.0\.1|localhost|[\s`(]):(\d{4,5})\b", README)}

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from stackconfig import NotificationUrls, write_alertmanager_secrets, write_prometheus_targets
+from stackconfig import (
+    NotificationUrls,
+    write_alertmanager_secrets,
+    write_blackbox_targets,
+    write_prometheus_targets,
+)
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 
@@ -46,6 +51,7 @@ class Ports:
     prometheus: int
     loadgen: int
     grafana: int
+    blackbox: int
 
     @classmethod
     def default(cls, userd_replicas: int = 1) -> Ports:
@@ -59,6 +65,7 @@ class Ports:
             prometheus=9090,
             loadgen=9097,
             grafana=3000,
+            blackbox=9115,
         )
 
     @classmethod
@@ -72,6 +79,7 @@ class Ports:
             prometheus=free_port(),
             loadgen=free_port(),
             grafana=free_port(),
+            blackbox=free_port(),
         )
 
     def scrape_targets(self) -> dict[str, list[str]]:
@@ -83,6 +91,10 @@ class Ports:
             "prometheus": [f"127.0.0.1:{self.prometheus}"],
             "alertmanager": [f"127.0.0.1:{self.alertmanager}"],
         }
+
+    def probe_targets(self) -> dict[str, list[str]]:
+        """gRPC addresses per service for the black-box probes: the addresses clients use."""
+        return {"userd": [p.grpc_addr for p in self.userd], "orderd": [self.orderd.grpc_addr]}
 
     @property
     def userd_target(self) -> str:
@@ -184,6 +196,7 @@ class Binaries:
     alertmanager: str
     venv_bin: Path
     grafana: tuple[str, ...] | None = None
+    blackbox: str = "prometheus-blackbox-exporter"
 
 
 @dataclass(frozen=True)
@@ -341,6 +354,17 @@ def components(settings: StackSettings) -> list[Component]:
             cwd=run / "alertmanager",
         ),
         Component(
+            "blackbox",
+            (
+                binaries.blackbox,
+                f"--config.file={ROOT / 'prometheus' / 'blackbox.yml'}",
+                f"--web.listen-address=127.0.0.1:{ports.blackbox}",
+            ),
+            {"http": ports.blackbox},
+            HttpProbe(f"http://127.0.0.1:{ports.blackbox}/-/healthy"),
+            {"Blackbox exporter": f"http://127.0.0.1:{ports.blackbox}/"},
+        ),
+        Component(
             "prometheus",
             (
                 binaries.prometheus,
@@ -429,6 +453,9 @@ def prepare_run_dir(settings: StackSettings, env: Mapping[str, str], sink_url: s
     _link(ROOT / "prometheus" / "prometheus.yml", prom / "prometheus.yml")
     _link(ROOT / "prometheus" / "rules", prom / "rules")
     write_prometheus_targets(prom / "targets", settings.ports.scrape_targets())
+    write_blackbox_targets(
+        prom / "targets", settings.ports.probe_targets(), f"127.0.0.1:{settings.ports.blackbox}"
+    )
     am = run / "alertmanager"
     am.mkdir(parents=True, exist_ok=True)
     _link(ROOT / "alertmanager" / "alertmanager.yml", am / "alertmanager.yml")

@@ -1,5 +1,5 @@
-"""What must be true before the native stack starts: Prometheus and Alertmanager installed (from the
-Debian packages, installed here when possible), and the stack's ports free."""
+"""What must be true before the native stack starts: Prometheus, Alertmanager and the blackbox exporter
+installed (from the Debian packages, installed here when possible), and the stack's ports free."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from nativestack.components import Component
 ALERTMANAGER_BINARIES: Final = ("prometheus-alertmanager", "alertmanager")
 PROMETHEUS_PACKAGE: Final = "prometheus"
 ALERTMANAGER_PACKAGE: Final = "prometheus-alertmanager"
+BLACKBOX_BINARIES: Final = ("prometheus-blackbox-exporter", "blackbox_exporter")
+BLACKBOX_PACKAGE: Final = "prometheus-blackbox-exporter"
 # On a systemd host the Debian packages enable and start units of the same names, listening on the
 # ports this stack needs.
-DEBIAN_UNIT_PORTS = {PROMETHEUS_PACKAGE: 9090, ALERTMANAGER_PACKAGE: 9093}
+DEBIAN_UNIT_PORTS = {PROMETHEUS_PACKAGE: 9090, ALERTMANAGER_PACKAGE: 9093, BLACKBOX_PACKAGE: 9115}
 # Exists only while systemd runs as PID 1 (sd_booted(3)); a container or chroot may have systemctl
 # without it, and then `systemctl disable --now` fails.
 SYSTEMD_RUN_DIR = Path("/run/systemd/system")
@@ -71,9 +73,14 @@ def install_packages(packages: Sequence[str], *, systemd: bool, run: Runner = su
             print(f"warning: `{' '.join(command)}` failed", file=sys.stderr, flush=True)
 
 
-def find_binaries() -> tuple[str, str]:
-    """(prometheus, alertmanager), installing whichever package is missing when that is possible."""
-    wanted = {PROMETHEUS_PACKAGE: ("prometheus",), ALERTMANAGER_PACKAGE: ALERTMANAGER_BINARIES}
+def find_binaries() -> tuple[str, str, str]:
+    """(prometheus, alertmanager, blackbox exporter), installing whichever package is missing when that
+    is possible."""
+    wanted = {
+        PROMETHEUS_PACKAGE: ("prometheus",),
+        ALERTMANAGER_PACKAGE: ALERTMANAGER_BINARIES,
+        BLACKBOX_PACKAGE: BLACKBOX_BINARIES,
+    }
     missing = [package for package, names in wanted.items() if which_any(names) is None]
     if missing and can_apt_install():
         install_packages(missing, systemd=systemd_running())
@@ -86,7 +93,7 @@ def find_binaries() -> tuple[str, str]:
                 f"elsewhere download it from the Prometheus project and put `{names[0]}` on PATH."
             )
         found[package] = path
-    return found[PROMETHEUS_PACKAGE], found[ALERTMANAGER_PACKAGE]
+    return found[PROMETHEUS_PACKAGE], found[ALERTMANAGER_PACKAGE], found[BLACKBOX_PACKAGE]
 
 
 def find_grafana(

@@ -65,7 +65,7 @@ class ServiceObservability:
         processors = list(span_processors)
         self._owns_tracer_provider = tracer_provider is None
         self.tracer_provider = tracer_provider or create_tracer_provider(
-            service_name, environ=environ, span_processors=processors
+            service_name, environ=environ, span_processors=processors, registry=registry
         )
         # Spans that no exporter or processor receives are made as contexts only (ids for the trace,
         # exemplars and logs); a provider from the caller may have processors we cannot see.

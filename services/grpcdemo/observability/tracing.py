@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, MutableSequence
+from collections.abc import Iterable, Mapping, MutableSequence, Sequence
 from typing import Any, Final
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -39,6 +39,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+from prometheus_client import CollectorRegistry, Counter
 
 from grpcdemo.observability.grpc_names import MethodName, status_code_of
 
@@ -110,12 +111,46 @@ def build_span_exporter(environ: Mapping[str, str]) -> SpanExporter | None:
     return OTLPSpanExporter(endpoint=endpoint)
 
 
+class CountedSpanExporter(SpanExporter):
+    """Counts what the wrapped exporter shipped and what it dropped, as the log export does: a
+    tracing backend that is down (Jaeger stopped, a name that does not resolve) costs no request
+    anything, and shows in `spans_dropped_total` instead of only in the exporter's log lines."""
+
+    def __init__(self, inner: SpanExporter, registry: CollectorRegistry) -> None:
+        self._inner = inner
+        self._exported = Counter(
+            "spans_exported_total", "Spans the OTLP trace endpoint accepted.", registry=registry
+        )
+        self._dropped = Counter(
+            "spans_dropped_total",
+            "Spans not shipped over OTLP: the export failed.",
+            ["reason"],
+            registry=registry,
+        )
+        self._failed = self._dropped.labels("export_failed")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._inner.export(spans)
+        if result == SpanExportResult.SUCCESS:
+            self._exported.inc(len(spans))
+        else:
+            self._failed.inc(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 def create_tracer_provider(
     service_name: str,
     *,
     environ: Mapping[str, str] | None = None,
     span_processors: Iterable[SpanProcessor] = (),
     resource_attributes: Mapping[str, str] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> TracerProvider:
     """A provider for `service_name` (or OTEL_SERVICE_NAME), sampling by default
     (parentbased_always_on unless OTEL_TRACES_SAMPLER says otherwise), exporting over OTLP when an
@@ -126,6 +161,8 @@ def create_tracer_provider(
     provider = TracerProvider(resource=Resource.create(attributes))
     exporter = build_span_exporter(env)
     if exporter is not None:
+        if registry is not None:
+            exporter = CountedSpanExporter(exporter, registry)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         log.info("exporting traces over OTLP", extra={"otlp_endpoint": otlp_endpoint(env)})
     for processor in span_processors:

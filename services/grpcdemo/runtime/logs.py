@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 
@@ -25,6 +27,39 @@ class TraceContextFilter(logging.Filter):
         valid = span_context.is_valid
         record.trace_id = format(span_context.trace_id, "032x") if valid else ""
         record.span_id = format(span_context.span_id, "016x") if valid else ""
+        return True
+
+
+# The OpenTelemetry exporters log every failed export and every retry: with Jaeger or Loki down (or,
+# in compose, not started) that is a warning or an error every second or two, per process, forever.
+# What was lost is counted (spans_dropped_total, log_records_dropped_total); the lines say why.
+THROTTLED_LOGGERS: Final = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal")
+THROTTLE_SECONDS: Final = 60.0
+
+
+class ExportNoiseFilter(logging.Filter):
+    """At most one record per minute from each exporter logger; the next one that passes says how
+    many were held back (`suppressed`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, period: float = THROTTLE_SECONDS) -> None:
+        super().__init__()
+        self._clock = clock
+        self._period = period
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(THROTTLED_LOGGERS):
+            return True
+        now = self._clock()
+        last = self._last.get(record.name)
+        if last is not None and now - last < self._period:
+            self._held[record.name] = self._held.get(record.name, 0) + 1
+            return False
+        self._last[record.name] = now
+        held = self._held.pop(record.name, 0)
+        if held:
+            record.suppressed = held
         return True
 
 
@@ -78,6 +113,7 @@ class ConsoleFormatter(logging.Formatter):
 
 def configure_logging(service: str, level: str = "info", fmt: str = "console") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ExportNoiseFilter())
     handler.addFilter(TraceContextFilter())
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter(service))
     root = logging.getLogger()
