@@ -12,8 +12,8 @@ MODE ?= auto
 TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev proto lint format test test-unit test-integration test-e2e up down migrate \
-	bench bench-metrics bench-capacity bench-rpc env k8s-rules dashboards demo-alerts chaos-down
+.PHONY: help venv venv-dev proto lint format test test-unit test-integration test-e2e test-rehearsal up down \
+	migrate bench bench-metrics bench-capacity bench-rpc env k8s-rules dashboards demo-alerts chaos-down rehearse
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -67,6 +67,14 @@ test-integration: $(STAMP_DEV) ## in-process servers, SQLite and PostgreSQL, pro
 
 test-e2e: $(STAMP_DEV) ## the stack `make up` starts, as real processes, with real alerts (a few minutes)
 	$(VENV)/bin/pytest -rs -m e2e -n $(TEST_WORKERS) --dist loadfile
+
+test-rehearsal: $(STAMP_DEV) ## docker-compose.yml rehearsed without Docker, userd x3 and orderd x2 (root; ~6 min; part of `make test`)
+	$(VENV)/bin/pytest -rs -m rehearsal
+
+# Extra flags for `make rehearse`, e.g. REHEARSE_ARGS="--scale userd=3 --scale orderd=2"
+REHEARSE_ARGS ?= --scale userd=3 --scale orderd=2
+rehearse: $(STAMP_RUN) env ## run docker-compose.yml without Docker until Ctrl-C (root; dnsmasq, each replica on its own 127.77.x.y)
+	$(PY) tools/rehearse.py $(REHEARSE_ARGS)
 
 migrate: $(STAMP_RUN) env ## apply database migrations for both services
 	set -a; source .env; set +a; $(VENV)/bin/userd migrate && $(VENV)/bin/orderd migrate

@@ -9,7 +9,7 @@
 - outage: userd's Me answers UNAVAILABLE (injected); orderd authenticates through it, so its calls
   fail: fires HighGRPCFailures and OrderCreationFailing.
 - slow: 600-900 ms injected on every orderd method: fires GRPCLatencyP95High.
-- slow-userd: 200-400 ms injected on userd's Me, on every replica: orderd's calls to userd slow down
+- slow-userd: 100-250 ms injected on userd's Me, on every replica: orderd's calls to userd slow down
   (its client latency and its own, per replica on the Replicas row); below every latency alert.
 - errors: INTERNAL on 20 % of orderd calls: fires GRPCServerErrorRateHigh and the error-budget
   burn-rate alert.
@@ -111,11 +111,11 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         ),
         Scenario(
             "slow-userd",
-            "200-400 ms added to userd's Me on every replica (orderd's client latency; no alert)",
+            "100-250 ms added to userd's Me on every replica (orderd's client latency; no alert)",
             faults=(
                 FaultPlan(
                     "userd",
-                    {"latency": {"min_ms": 200, "max_ms": 400, "methods": [USERD_ME]}},
+                    {"latency": {"min_ms": 100, "max_ms": 250, "methods": [USERD_ME]}},
                     "restart userd with FAULT_INJECTION_ENABLED=true; latency cannot be added by hand",
                 ),
             ),

@@ -154,7 +154,7 @@ DEMOS: tuple[Demo, ...] = (
     # The same outage seen black-box: muted in Slack by ServiceDown (one outage, one page), firing in
     # Prometheus.
     Demo("probe", "make chaos-down SVC=userd (the gRPC health probe of 127.0.0.1:50051 fails)",
-         (AlertKey("BlackboxProbeFailed", "userd"),), 75, hold_down("userd", 300), seen_in="prometheus"),
+         (AlertKey("BlackboxProbeFailed", "userd"),), 135, hold_down("userd", 300), seen_in="prometheus"),
     Demo("broken-rule", "a rule file that fails at every evaluation, then Prometheus reloaded",
          (AlertKey("PrometheusRuleEvaluationFailures", "prometheus"),), 330, broken_rule),
     Demo("no-alertmanager", "make chaos-down SVC=alertmanager",

@@ -17,12 +17,14 @@ from userd.storage import sql as userd_sql
 
 from loadgen.metrics import LoadgenMetrics
 
-# What Prometheus 2.42 and Alertmanager 0.25 expose or synthesise themselves. Not derivable from this
-# repository; the live test proves each one has data.
+# What Prometheus 2.42, Alertmanager 0.25 and the blackbox exporter 0.23 expose or synthesise
+# themselves. Not derivable from this repository; the live test proves each one has data.
 PROMETHEUS_AND_ALERTMANAGER: Final = frozenset(
     {
         "up",
         "ALERTS",
+        "probe_success",
+        "probe_duration_seconds",
         "prometheus_notifications_alertmanagers_discovered",
         "prometheus_rule_evaluation_failures_total",
         "alertmanager_notifications_total",

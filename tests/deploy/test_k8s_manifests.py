@@ -19,6 +19,9 @@ DEMO = "deploy/overlays/demo"
 Objects = list[dict[str, Any]]
 
 SERVICES = {"userd": {"grpc": 50051, "metrics": 9091}, "orderd": {"grpc": 50052, "metrics": 9092}}
+# The other Deployment: the blackbox exporter (its own image and user), probing the apps' Services.
+BLACKBOX = "blackbox"
+BLACKBOX_PORTS = {"http": 9115}
 PROTOS = {"userd": "protos/user/v1/user.proto", "orderd": "protos/order/v1/order.proto"}
 REQUIRED_ENV = {
     "userd": {"JWT_SECRET", "DATABASE_URL", "GRPC_ADDR", "METRICS_ADDR"},
@@ -35,6 +38,11 @@ SECRET_ENV = re.compile(r"SECRET|PASSWORD|TOKEN|DATABASE_URL|WEBHOOK", re.IGNORE
 
 def of_kind(objects: Objects, kind: str) -> dict[str, dict[str, Any]]:
     return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
+
+
+def app_deployments(objects: Objects) -> dict[str, dict[str, Any]]:
+    """userd's and orderd's Deployments: the project's image, its user, its configuration."""
+    return {name: obj for name, obj in of_kind(objects, "Deployment").items() if name in SERVICES}
 
 
 def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +110,10 @@ def test_base_holds_exactly_the_expected_objects(base: Objects) -> None:
     names = sorted((obj["kind"], obj["metadata"]["name"]) for obj in base)
     assert names == sorted(
         [
+            ("ConfigMap", "blackbox-config"),
+            ("Deployment", "blackbox"),
+            ("Probe", "grpc-health"),
+            ("Service", "blackbox"),
             ("ConfigMap", "orderd-config"),
             ("ConfigMap", "userd-config"),
             ("Deployment", "orderd"),
@@ -128,7 +140,7 @@ def test_deployment_selectors_match_their_pod_labels(base: Objects) -> None:
 
 
 # The Deployment behind each Service: the headless one is userd's, for orderd's balanced channel.
-DEPLOYMENT_OF = {"userd": "userd", "orderd": "orderd", "userd-headless": "userd"}
+DEPLOYMENT_OF = {"userd": "userd", "orderd": "orderd", "userd-headless": "userd", BLACKBOX: BLACKBOX}
 
 
 def test_each_service_selects_the_pods_of_exactly_its_deployment(base: Objects) -> None:
@@ -151,15 +163,16 @@ def test_service_ports_target_named_container_ports(base: Objects) -> None:
             p["name"]: p["containerPort"] for p in main_container(deployments[deployment])["ports"]
         }
         service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+        expected = {**SERVICES, BLACKBOX: BLACKBOX_PORTS}[deployment]
         # The headless Service is for gRPC clients only; the ClusterIP one is scraped.
-        assert set(service_ports) == ({"grpc"} if name == "userd-headless" else {"grpc", "metrics"}), name
+        assert set(service_ports) == ({"grpc"} if name == "userd-headless" else set(expected)), name
         for port_name, port in service_ports.items():
             assert port["targetPort"] in container_ports, f"{name}: targetPort {port['targetPort']}"
-            assert port["port"] == container_ports[port["targetPort"]] == SERVICES[deployment][port_name]
+            assert port["port"] == container_ports[port["targetPort"]] == expected[port_name]
 
 
 def test_both_services_run_two_replicas_at_least_and_scale_on_cpu(base: Objects) -> None:
-    deployments = of_kind(base, "Deployment")
+    deployments = app_deployments(base)
     autoscalers = of_kind(base, "HorizontalPodAutoscaler")
     budgets = of_kind(base, "PodDisruptionBudget")
     assert set(autoscalers) == set(deployments) == set(budgets)
@@ -195,7 +208,7 @@ def test_disruption_budget_covers_orderd_and_lets_a_drain_proceed(base: Objects)
 
 
 def test_grpc_probes_hit_the_grpc_port_and_readiness_names_the_served_service(base: Objects) -> None:
-    for name, deployment in of_kind(base, "Deployment").items():
+    for name, deployment in app_deployments(base).items():
         container = main_container(deployment)
         grpc_port = SERVICES[name]["grpc"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -228,7 +241,9 @@ def test_pods_run_non_root_read_only_without_capabilities(base: Objects) -> None
         spec = pod_spec(deployment)
         pod_security = spec["securityContext"]
         assert pod_security["runAsNonRoot"] is True, name
-        assert pod_security["runAsUser"] == _dockerfile_uid(), f"{name}: not the image's user"
+        # The project's image runs as its Dockerfile's USER; the exporter's as nobody.
+        image_user = 65534 if name == BLACKBOX else _dockerfile_uid()
+        assert pod_security["runAsUser"] == image_user, f"{name}: not the image's user"
         assert pod_security["seccompProfile"]["type"] == "RuntimeDefault", name
         assert spec["automountServiceAccountToken"] is False, name
         tmp_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
@@ -245,7 +260,7 @@ def test_pods_run_non_root_read_only_without_capabilities(base: Objects) -> None
 
 def test_containers_get_the_configuration_the_services_require(base: Objects) -> None:
     services = of_kind(base, "Service")
-    for name, deployment in of_kind(base, "Deployment").items():
+    for name, deployment in app_deployments(base).items():
         for container in all_containers(deployment):
             env = container_env(container, base)
             assert REQUIRED_ENV[name] <= set(env), (
@@ -268,7 +283,7 @@ def test_containers_get_the_configuration_the_services_require(base: Objects) ->
 
 
 def test_init_containers_migrate_before_serving(base: Objects) -> None:
-    for name, deployment in of_kind(base, "Deployment").items():
+    for name, deployment in app_deployments(base).items():
         init = pod_spec(deployment)["initContainers"]
         assert [c["command"] for c in init] == [[name, "migrate"]]
         assert main_container(deployment)["command"] == [name, "serve"]
@@ -298,7 +313,7 @@ def test_secrets_are_only_referenced_never_committed(base: Objects, repo: Path) 
 
 
 def test_images_are_pinned_and_shared(base: Objects) -> None:
-    images = {c["image"] for d in of_kind(base, "Deployment").values() for c in all_containers(d)}
+    images = {c["image"] for d in app_deployments(base).values() for c in all_containers(d)}
     assert len(images) == 1, images
     tag = images.pop().rsplit(":", 1)[1]
     assert tag != "latest" and re.search(r"\d", tag), tag
@@ -307,7 +322,8 @@ def test_images_are_pinned_and_shared(base: Objects) -> None:
 def test_servicemonitors_select_their_service_and_scrape_the_metrics_port(base: Objects) -> None:
     services = of_kind(base, "Service")
     monitors = of_kind(base, "ServiceMonitor")
-    assert set(monitors) == set(services) - {"userd-headless"}
+    # The exporter is not scraped for its own metrics; the Probe below scrapes it for the probes.
+    assert set(monitors) == set(services) - {"userd-headless", BLACKBOX}
     for name, monitor in monitors.items():
         selector = monitor["spec"]["selector"]["matchLabels"]
         selected = [s for s, obj in services.items() if selects(selector, obj["metadata"]["labels"])]
@@ -391,3 +407,31 @@ def test_demo_overlay_builds_into_one_namespace_with_labelled_dashboards(
     for kind in ("ServiceMonitor", "PrometheusRule"):
         for obj in of_kind(objects, kind).values():
             assert "release" in obj["metadata"]["labels"], f"{kind} would be ignored by kube-prometheus-stack"
+
+
+def test_the_probe_checks_each_services_grpc_health_through_its_service(base: Objects, repo: Path) -> None:
+    [probe] = of_kind(base, "Probe").values()
+    spec = probe["spec"]
+    services = of_kind(base, "Service")
+    # The same job, module and labels as natively and in compose: the rules select job="blackbox".
+    assert spec["jobName"] == "blackbox"
+    modules = yaml.safe_load((repo / "prometheus/blackbox.yml").read_text(encoding="utf-8"))["modules"]
+    assert spec["module"] in modules
+    config = of_kind(base, "ConfigMap")["blackbox-config"]["data"]["blackbox.yml"]
+    assert yaml.safe_load(config) == yaml.safe_load(
+        (repo / "prometheus/blackbox.yml").read_text(encoding="utf-8")
+    )
+    for target in spec["targets"]["staticConfig"]["static"]:
+        host, _, port = target.rpartition(":")
+        grpc = next(p for p in services[host]["spec"]["ports"] if p["name"] == "grpc")
+        assert int(port) == grpc["port"], target
+    [relabel] = spec["targets"]["staticConfig"]["relabelingConfigs"]
+    assert re.sub(relabel["regex"], relabel["replacement"].replace("$1", r"\1"), "userd:50051") == "userd"
+    # Prometheus reaches the exporter from its own namespace: the Service's full name there.
+    overlay = yaml.safe_load((repo / DEMO / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert spec["prober"]["url"] == f"{BLACKBOX}.{overlay['namespace']}.svc:{BLACKBOX_PORTS['http']}"
+    config_path = repo / "prometheus/prometheus.yml"
+    assert (
+        spec["interval"]
+        == yaml.safe_load(config_path.read_text(encoding="utf-8"))["global"]["scrape_interval"]
+    )

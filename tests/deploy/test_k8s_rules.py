@@ -90,7 +90,7 @@ def test_the_built_rule_carries_exactly_the_rule_files_groups(built_rule: dict[s
 # Service name) and the stack's own Prometheus and Alertmanager, named after the release (the
 # chart's default release name, and a release called `prometheus`).
 CLUSTER_JOBS = {
-    "userd", "orderd",
+    "userd", "orderd", "blackbox",
     "kube-prometheus-stack-prometheus", "kube-prometheus-stack-alertmanager",
     "prometheus-kube-prometheus-prometheus", "prometheus-kube-prometheus-alertmanager",
     "kube-prometheus-stack-operator", "kube-prometheus-stack-kube-state-metrics",
@@ -100,8 +100,9 @@ CLUSTER_JOBS = {
 def test_every_job_selector_matches_a_job_of_the_cluster(
     built_rule: dict[str, Any], kustomize: Callable[..., list[dict[str, Any]]]
 ) -> None:
-    monitored = {
-        obj["metadata"]["name"] for obj in kustomize("deploy/base") if obj["kind"] == "ServiceMonitor"
+    objects = kustomize("deploy/base")
+    monitored = {obj["metadata"]["name"] for obj in objects if obj["kind"] == "ServiceMonitor"} | {
+        obj["spec"]["jobName"] for obj in objects if obj["kind"] == "Probe"
     }
     assert monitored <= CLUSTER_JOBS
     selectors = {

@@ -293,3 +293,32 @@ def test_service_down_reaches_slack_within_a_minute() -> None:
         + _seconds(critical.get("group_wait", alertmanager["route"]["group_wait"]))
     )
     assert worst <= 45
+
+
+def _table_rows(path: Any, header: str) -> dict[str, list[str]]:
+    """The rows of the markdown table under `header`, keyed by the alert name in their first cell."""
+    text = path.read_text()
+    table = text[text.index(header) :].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_the_prometheus_readme_alert_table_is_the_rules() -> None:
+    """One row per alert, with the rule's severity and its `for:` in the text (the table is read by
+    people choosing what to copy; a row that drifts from the rule misleads them)."""
+    rows = _table_rows(PROMETHEUS_DIR / "README.md", "| Alert | Severity | Fires when | Dashboard |")
+    assert set(rows) == set(ALERTS)
+    for name, (_, severity, fires_when, dashboard) in rows.items():
+        rule = ALERTS[name]
+        assert severity == rule["labels"]["severity"], name
+        if "for" in rule:
+            assert f"for {rule['for']}" in fires_when, f"{name}: the text does not say `for {rule['for']}`"
+        assert dashboard in rule["annotations"]["dashboard_url"], name
+
+
+def test_the_readme_alert_table_names_every_alert() -> None:
+    rows = _table_rows(ROOT / "README.md", "| alert | sets it off | does not |")
+    assert set(rows) == set(ALERTS)

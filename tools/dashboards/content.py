@@ -191,6 +191,46 @@ def overview() -> Json:
         6,
     )
 
+    grid.row("Black-box probes")
+    grid.add(
+        Panel(
+            "stat",
+            "Probe success",
+            "The blackbox exporter's gRPC health check of each service through the address clients use "
+            "(userd:50051 in compose, 127.0.0.1:50051 natively, the Service in Kubernetes). DOWN when "
+            "nothing answers there or health is NOT_SERVING, also when every replica is gone and the "
+            "white-box targets above have vanished (BlackboxProbeFailed after 2m).",
+            [
+                Query(
+                    f'min by (service) (probe_success{{job="blackbox", service=~"$job"}})',
+                    "{{service}}",
+                    instant=True,
+                )
+            ],
+            thresholds=thresholds([("red", None), ("green", 1)]),
+            mappings=UP_DOWN,
+        ),
+        8,
+        6,
+    )
+    grid.add(
+        Panel(
+            "timeseries",
+            "Probe duration",
+            "How long each black-box probe took: name resolution, connection and the health call, as a "
+            "new client would pay them. A probe that fails returns quickly or at its 3s timeout.",
+            [
+                Query(
+                    f'max by (service) (probe_duration_seconds{{job="blackbox", service=~"$job"}})',
+                    "{{service}}",
+                )
+            ],
+            unit="s",
+        ),
+        16,
+        6,
+    )
+
     grid.row("Traffic and errors per service")
     grid.add(
         Panel(
