@@ -202,7 +202,7 @@ def overview() -> Json:
             "white-box targets above have vanished (BlackboxProbeFailed after 2m).",
             [
                 Query(
-                    f'min by (service) (probe_success{{job="blackbox", service=~"$job"}})',
+                    'min by (service) (probe_success{job="blackbox", service=~"$job"})',
                     "{{service}}",
                     instant=True,
                 )
@@ -221,7 +221,7 @@ def overview() -> Json:
             "new client would pay them. A probe that fails returns quickly or at its 3s timeout.",
             [
                 Query(
-                    f'max by (service) (probe_duration_seconds{{job="blackbox", service=~"$job"}})',
+                    'max by (service) (probe_duration_seconds{job="blackbox", service=~"$job"})',
                     "{{service}}",
                 )
             ],
