@@ -13,7 +13,8 @@ TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 .PHONY: help venv venv-dev proto lint format test test-unit test-integration test-e2e test-rehearsal up down \
-	migrate bench bench-metrics bench-capacity bench-rpc env k8s-rules dashboards demo-alerts chaos-down rehearse
+	migrate bench bench-metrics bench-capacity bench-rpc env k8s-rules dashboards demo-alerts chaos-down rehearse \
+	quiet-check
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -67,6 +68,9 @@ test-integration: $(STAMP_DEV) ## in-process servers, SQLite and PostgreSQL, pro
 
 test-e2e: $(STAMP_DEV) ## the stack `make up` starts, as real processes, with real alerts (a few minutes)
 	$(VENV)/bin/pytest -rs -m e2e -n $(TEST_WORKERS) --dist loadfile
+
+quiet-check: $(STAMP_DEV) ## the live quiet test for 10 min instead of 3: 100 requests/s of the steady mix pages no one (~14 min)
+	QUIET_MINUTES=10 $(VENV)/bin/pytest -rs -s tests/e2e/test_quiet_under_load.py
 
 test-rehearsal: $(STAMP_DEV) ## docker-compose.yml rehearsed without Docker, userd x3 and orderd x2 (root; ~6 min; part of `make test`)
 	$(VENV)/bin/pytest -rs -m rehearsal

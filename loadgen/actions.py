@@ -3,6 +3,7 @@ status; all its random choices come from the arrival's own seeded RNG."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 import uuid
@@ -15,14 +16,12 @@ import grpc
 from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
+from loadgen.accounts import corrects_typo, guessed_account, typo_account
 from loadgen.kinds import Action, Rpc, expected_code
 from loadgen.pool import Account, UserPool
 
 # A small catalogue with fixed prices, so baskets look like shopping rather than noise.
 CATALOGUE: Final = tuple((f"SKU-{n:04d}", 199 + 150 * n) for n in range(1, 41))
-# Wrong-password attempts go against the first few pool users, as a credential attack would.
-BRUTEFORCE_TARGETS: Final = 3
-
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -113,6 +112,7 @@ class Actions:
         self._pool = pool
         self._memory = memory
         self._timeout = timeout
+        self._corrections: set[asyncio.Task[grpc.StatusCode]] = set()
         self._handlers: dict[Action, Callable[[random.Random], Awaitable[Outcome]]] = {
             Action.ME: self._me,
             Action.CREATE_ORDER: self._create_order,
@@ -122,6 +122,7 @@ class Actions:
             Action.LOGIN: self._login,
             Action.REGISTER: self._register,
             Action.LOGIN_WRONG_PASSWORD: self._login_wrong_password,
+            Action.LOGIN_GUESS: self._login_guess,
             Action.LOGIN_UNKNOWN_EMAIL: self._login_unknown_email,
             Action.LOGIN_INVALID_EMAIL: self._login_invalid_email,
             Action.REGISTER_EXISTING: self._register_existing,
@@ -247,10 +248,27 @@ class Actions:
     # -- caller errors -------------------------------------------------------------------------
 
     async def _login_wrong_password(self, rng: random.Random) -> Outcome:
-        target = self._pool.accounts[rng.randrange(min(BRUTEFORCE_TARGETS, len(self._pool)))]
-        request = user_pb2.LoginRequest(email=target.email, password=f"guess-{rng.getrandbits(32):08x}")
+        user = typo_account(rng, len(self._pool))
+        target = self._pool.accounts[user]
+        request = user_pb2.LoginRequest(email=target.email, password=f"typo-{rng.getrandbits(32):08x}")
         outcome, _ = await self._call(Action.LOGIN_WRONG_PASSWORD, Rpc.LOGIN, self._users.Login, request)
+        if corrects_typo(rng):
+            # The person tries again with the right password: its own Login, recorded as the pool's
+            # logins are (a refusal of the right password is an unexpected answer).
+            correction = asyncio.create_task(self._pool.login(user, observed=True))
+            self._corrections.add(correction)
+            correction.add_done_callback(self._corrections.discard)
         return outcome
+
+    async def _login_guess(self, rng: random.Random) -> Outcome:
+        target = self._pool.accounts[guessed_account(rng, len(self._pool))]
+        request = user_pb2.LoginRequest(email=target.email, password=f"guess-{rng.getrandbits(32):08x}")
+        outcome, _ = await self._call(Action.LOGIN_GUESS, Rpc.LOGIN, self._users.Login, request)
+        return outcome
+
+    async def settle(self) -> None:
+        """Waits for the corrections still in flight (the end of a run)."""
+        await asyncio.gather(*self._corrections, return_exceptions=True)
 
     async def _login_unknown_email(self, rng: random.Random) -> Outcome:
         request = user_pb2.LoginRequest(

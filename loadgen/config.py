@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--scenario", choices=list(SCENARIOS), default="steady", help="what to run (default: steady)")
     add("--rps", type=_positive_float, default=20.0, help="target arrivals per second (default: 20)")
     add("--duration", type=_positive_float, default=None, help="seconds to run (default: until Ctrl-C)")
-    add("--users", type=_positive_int, default=20, help="size of the user pool (default: 20)")
+    add(
+        "--users",
+        type=_positive_int,
+        default=20,
+        help="smallest user pool (default: 20); it holds at least 2 accounts per request/s",
+    )
     add(
         "--pool-file",
         type=Path,

@@ -31,7 +31,10 @@ class Action(StrEnum):
     LOGIN = "login"
     REGISTER = "register"
     # Caller errors: each produces one business result the services count.
+    # A typo of someone logging in (loadgen/accounts.py), usually followed by the right password.
     LOGIN_WRONG_PASSWORD = "login_wrong_password"
+    # An attacker's guess at one of a few accounts (the bruteforce scenario).
+    LOGIN_GUESS = "login_guess"
     LOGIN_UNKNOWN_EMAIL = "login_unknown_email"
     LOGIN_INVALID_EMAIL = "login_invalid_email"
     REGISTER_EXISTING = "register_existing"
@@ -65,6 +68,8 @@ CATALOG: Final[dict[Action, tuple[Rpc, grpc.StatusCode, tuple[str, str]]]] = {
     Action.LOGIN: (Rpc.LOGIN, _OK, (_LOGIN, "success")),
     Action.REGISTER: (Rpc.REGISTER, _OK, (_REGISTER, "success")),
     Action.LOGIN_WRONG_PASSWORD: (Rpc.LOGIN, _UNAUTHENTICATED, (_LOGIN, "invalid_password")),
+    # "throttled" once the throttle refuses the account: the same answer, counted apart by userd.
+    Action.LOGIN_GUESS: (Rpc.LOGIN, _UNAUTHENTICATED, (_LOGIN, "invalid_password")),
     Action.LOGIN_UNKNOWN_EMAIL: (Rpc.LOGIN, _UNAUTHENTICATED, (_LOGIN, "user_not_found")),
     Action.LOGIN_INVALID_EMAIL: (Rpc.LOGIN, _INVALID, (_LOGIN, "invalid_input")),
     Action.REGISTER_EXISTING: (Rpc.REGISTER, grpc.StatusCode.ALREADY_EXISTS, (_REGISTER, "user_exists")),

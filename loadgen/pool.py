@@ -183,9 +183,15 @@ class UserPool:
         self._sessions[index] = Session(response.access_token, expires_at - margin)
         return grpc.StatusCode.OK
 
-    async def login(self, index: int) -> grpc.StatusCode:
-        """A user logs in again (part of the traffic mix); a success replaces the user's token."""
-        return await self._login(self.accounts[index], index)
+    async def login(self, index: int, *, observed: bool = False) -> grpc.StatusCode:
+        """A user logs in again (part of the traffic mix); a success replaces the user's token.
+        `observed`: recorded here, as a token refresh is, for a login that is not an arrival of its
+        own (the right password after a typo)."""
+        started = time.perf_counter()
+        code = await self._login(self.accounts[index], index)
+        if observed and self._observe is not None:
+            self._observe(Rpc.LOGIN, code, time.perf_counter() - started)
+        return code
 
     async def token(self, index: int) -> str:
         """A valid token for user `index`, logging in first when the current one is about to expire."""

@@ -16,6 +16,7 @@ from grpcdemo.genproto.user.v1 import user_pb2_grpc
 from grpcdemo.runtime.channels import balanced_channel
 from prometheus_client import CollectorRegistry
 
+from loadgen.accounts import pool_size
 from loadgen.actions import Actions, OrderMemory
 from loadgen.arrivals import Arrival, plan
 from loadgen.config import LoadgenConfig
@@ -114,9 +115,10 @@ async def run(
         users = user_pb2_grpc.UserServiceStub(user_channel)  # type: ignore[no-untyped-call]
         orders = order_pb2_grpc.OrderServiceStub(order_channel)  # type: ignore[no-untyped-call]
         pool = UserPool(users, timeout=config.timeout, observe=observer.refresh_login)
-        err.write(f"loadgen: preparing {config.users} users (file {config.pool_file})\n")
+        accounts = pool_size(config.users, config.rps)
+        err.write(f"loadgen: preparing {accounts} users (file {config.pool_file})\n")
         try:
-            setup = await pool.prepare(config.users, config.pool_file)
+            setup = await pool.prepare(accounts, config.pool_file)
         except SetupError as error:
             raise SetupError(f"{error} (userd at {config.target_userd})") from None
         err.write(
@@ -157,6 +159,7 @@ async def run(
         progress = Progress(recorder, snapshot, err, interval=config.progress_interval)
         arrivals = plan(scenario.mix, profile, seed, config.arrivals)
         elapsed, cancelled = await _drive(scheduler, arrivals, switch, progress, config, stop, err)
+        await actions.settle()
         rows, total = rpc_summaries(recorder, elapsed)
         summary = Summary(
             scenario=scenario.name,

@@ -2,8 +2,10 @@
 
 - steady: the default mix at the target rate; should fire nothing.
 - spike: the default mix, the rate times --spike-factor (5) from --spike-start for --spike-length.
-- bruteforce: adds wrong-password logins against a few pool accounts (a fifth of arrivals,
-  uncapped): more than 3 a minute fires InvalidLoginSpike.
+- bruteforce: adds wrong-password guesses at a few pool accounts (a fifth of arrivals, uncapped): the
+  failed-login throttle refuses them past 5 per account in 30 s, and 10 refusals in 5 minutes fire
+  InvalidLoginSpike. (The steady mix's wrong passwords are typos spread over everyone logging in,
+  loadgen/accounts.py, which never trip the throttle.)
 - bad-requests: adds malformed requests (INVALID_ARGUMENT) to about a third of arrivals: business
   invalid_input counters climb, and no server-error alert may fire.
 - outage: userd's Me answers UNAVAILABLE (injected); orderd authenticates through it, so its calls
@@ -68,7 +70,8 @@ class Scenario:
         return ConstantRate(rps)
 
 
-_BRUTEFORCE_MIX: Final = Mix({**DEFAULT_WEIGHTS, Action.LOGIN_WRONG_PASSWORD: 25})
+# Guesses at a few accounts, a fifth of arrivals, on top of the mix's ordinary typos.
+_BRUTEFORCE_MIX: Final = Mix({**DEFAULT_WEIGHTS, Action.LOGIN_GUESS: 25})
 _BAD_REQUESTS_MIX: Final = Mix(
     {
         **DEFAULT_WEIGHTS,

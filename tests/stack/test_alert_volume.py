@@ -19,6 +19,7 @@ import yaml
 from loadgen.kinds import Action
 from loadgen.mix import DEFAULT_WEIGHTS
 from tests.stack.support import PROMETHEUS_DIR
+from tests.support.login_model import GUESS_SHARE, LoginCounts, simulate_logins
 
 pytestmark = pytest.mark.prometheus
 
@@ -60,11 +61,11 @@ ORDERD_CALLS: dict[str, dict[str, float]] = {
         "Unauthenticated": share(Action.LIST_ORDERS_GARBAGE_TOKEN),
     },
 }
-LOGIN_RESULTS = {
-    "success": share(Action.LOGIN),
-    "invalid_password": share(Action.LOGIN_WRONG_PASSWORD),
-    "user_not_found": share(Action.LOGIN_UNKNOWN_EMAIL),
-}
+# Logins that reach a password check (success, invalid_password, throttled) come from the login model
+# (tests/support/login_model.py: userd's own throttle on the generator's own account choices); an
+# unknown email is a new address every time, which the throttle never closes.
+UNKNOWN_EMAIL_SHARE = share(Action.LOGIN_UNKNOWN_EMAIL)
+CHECKED_RESULTS = ("success", "invalid_password", "throttled")
 BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf")
 
 
@@ -74,6 +75,9 @@ class Traffic:
 
     minutes: int
     rates: dict[str, Callable[[float], float]] = field(default_factory=dict)
+
+    def set(self, series: str, rate: Callable[[float], float]) -> None:
+        self.rates[series] = rate
 
     def add(self, series: str, rate: Callable[[float], float]) -> None:
         previous = self.rates.get(series)
@@ -161,8 +165,8 @@ def steady(minutes: int, rps: float) -> Traffic:
     bad_tokens = sum(codes.get("Unauthenticated", 0) for codes in ORDERD_CALLS.values()) * rps
     traffic.add(client("OK"), constant(orderd_calls - bad_tokens))
     traffic.add(client("Unauthenticated"), constant(bad_tokens))
-    for result, part in LOGIN_RESULTS.items():
-        traffic.add(login(result), constant(part * rps))
+    traffic.add(login("user_not_found"), constant(UNKNOWN_EMAIL_SHARE * rps))
+    set_logins(traffic, simulate_logins(rps, minutes * 60, step_seconds=STEP_SECONDS))
     traffic.add(orders("success"), constant(share(Action.CREATE_ORDER, Action.RETRY_CREATE_ORDER) * rps))
     traffic.add(orders("invalid_input"), constant(share(Action.CREATE_ORDER_INVALID) * rps))
     traffic.add(orders("failed"), constant(0))
@@ -211,13 +215,23 @@ def slow(traffic: Traffic, rps: float) -> None:
                 )
 
 
+def set_logins(traffic: Traffic, counts: LoginCounts) -> None:
+    for result in CHECKED_RESULTS:
+        traffic.set(login(result), counts.rate(result))
+
+
 def bruteforce(traffic: Traffic, rps: float) -> None:
-    """A fifth of arrivals are wrong passwords against a few accounts: at low volume they stay under
-    the throttle (a slow attack), at high volume the throttle refuses most of them."""
-    attempts = 0.2 * rps
-    throttled = 0.0 if rps <= DEFAULT_RPS else 0.9 * attempts
-    traffic.add(login("invalid_password"), from_minute(FAULT_AT, attempts - throttled))
-    traffic.add(login("throttled"), from_minute(FAULT_AT, throttled))
+    """The bruteforce scenario's share of guesses at a few accounts, from FAULT_AT, on top of the
+    steady mix's typos: userd's throttle, simulated, decides which it checks and which it refuses (at
+    low volume a slow attack stays mostly under it, at high volume it refuses most)."""
+    counts = simulate_logins(
+        rps,
+        traffic.minutes * 60,
+        step_seconds=STEP_SECONDS,
+        guesses_per_second=GUESS_SHARE * rps,
+        guesses_from=FAULT_AT * 60,
+    )
+    set_logins(traffic, counts)
 
 
 @dataclass(frozen=True)
@@ -322,3 +336,19 @@ def test_a_throttle_count_hovering_at_the_threshold_is_one_firing(promtool: str,
     ]
     checks.append({"expr": alert, "eval_time": f"{minutes * 60}s", "exp_samples": []})
     promtool_test(tmp_path, promtool, "hovering throttle", traffic, checks)
+
+
+@pytest.mark.parametrize("scale", SCALES, ids=[f"{s}x" for s in SCALES])
+def test_the_steady_mix_never_trips_the_throttle_nor_refuses_a_right_password(scale: int) -> None:
+    """What the steady test above feeds the rules, said plainly: typos spread over everyone who logs
+    in, and the pool grows with the rate, so no account ever reaches the throttle's allowance."""
+    rps = DEFAULT_RPS * scale
+    counts = simulate_logins(rps, 30 * 60, step_seconds=STEP_SECONDS)
+    busiest = max(counts.per_account_failures.values(), default=0)
+    print(
+        f"{scale}x ({rps:g}/s, {counts.accounts} accounts, 30 min): {counts.total('invalid_password')} typos, "
+        f"at most {busiest} on one account; {counts.total('throttled')} refused"
+    )
+    assert counts.total("invalid_password") > 0
+    assert counts.total("throttled") == 0
+    assert counts.refused_right_passwords == 0

@@ -36,7 +36,8 @@ class ComposeError(ValueError):
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
     """Compose's interpolation: $$, $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error},
-    ${VAR?error}, ${VAR:+alternative}, ${VAR+alternative}."""
+    ${VAR?error}, ${VAR:+alternative}, ${VAR+alternative}. A `${…}` nested inside a default is not
+    supported (this project's file has none)."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group("escaped"):

@@ -411,9 +411,11 @@ class HandlerWrapper:
                 responses = behavior(request, call)
                 try:
                     async for response in responses:
-                        yield response
-                        # Resumed only once grpc wrote the message and asks for the next one.
+                        # Counted when handed to grpc, as grpc-go counts what SendMsg accepted: a
+                        # client that cancels right after reading it closes this generator at the
+                        # `yield`, which would otherwise never resume to count a message it received.
                         m.sent()
+                        yield response
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:

@@ -19,6 +19,7 @@ from grpcdemo.faults import FaultState
 from grpcdemo.genproto.order.v1 import order_pb2, order_pb2_grpc
 from grpcdemo.genproto.user.v1 import user_pb2, user_pb2_grpc
 
+from loadgen.accounts import pool_size
 from loadgen.kinds import CATALOG, Action, Rpc
 from loadgen.mix import Mix
 from loadgen.pool import load_accounts
@@ -61,7 +62,10 @@ async def test_steady_run_summary_json_and_pool_reuse(tmp_path: Path) -> None:
         summary_path = tmp_path / "out" / "summary.json"
         first = await quiet_run(stack, tmp_path, rps=40, duration=2, json_path=summary_path)
         summary = first.summary
-        assert (first.setup.registered, first.setup.logged_in) == (5, 5)
+        # --users is a floor: at 40/s the pool holds 80 accounts (loadgen/accounts.py).
+        accounts = pool_size(stack.config(tmp_path).users, 40)
+        assert accounts == 80
+        assert (first.setup.registered, first.setup.logged_in) == (accounts, accounts)
         assert summary.scenario == "steady"
         assert summary.unexpected == 0, summary.total.codes
         assert summary.dropped == 0
@@ -99,7 +103,7 @@ async def test_steady_run_summary_json_and_pool_reuse(tmp_path: Path) -> None:
         registered_before = stack.userd_value("userd_service_register_handler_total", result="success")
         accounts_before = load_accounts(tmp_path / "loadgen-users.json")
         second = await quiet_run(stack, tmp_path, rps=40, duration=1, seed=8)
-        assert (second.setup.registered, second.setup.logged_in) == (0, 5)
+        assert (second.setup.registered, second.setup.logged_in) == (0, accounts)
         registered_now = stack.userd_value("userd_service_register_handler_total", result="success")
         # Only sign-ups from the mix itself (the `register` action), none for the pool.
         assert registered_now - registered_before == codes(second, Rpc.REGISTER).get("OK", 0)
@@ -248,7 +252,9 @@ async def test_cli_ctrl_c_prints_the_summary_and_clears_faults(tmp_path: Path) -
             "-m",
             "loadgen",
             "--scenario=outage",
-            "--rps=20",
+            # Low enough that the pool stays at 3 users (2 per request/s): priming their order memory
+            # must not alone make the 5 orderd calls awaited below.
+            "--rps=1.5",
             "--users=3",
             f"--pool-file={config.pool_file}",
             f"--target-userd={config.target_userd}",
