@@ -31,6 +31,12 @@ class Filesystem:
     working_dir: str | None = None
     user: str | None = None
     """uid:gid to run as after the mounts (the image's USER); None stays root."""
+    keep: tuple[Path, ...] = ()
+    """Host folders that must stay visible through a tmpfs mounted over one of their parents (the
+    project and its venv, when they live under /tmp)."""
+    stage: Path | None = None
+    """An empty host folder outside every tmpfs target, where `keep` folders wait while the tmpfs is
+    mounted (one numbered subfolder each)."""
     created: list[Path] = field(default_factory=list, compare=False)
     """Mount points this filesystem had to create on the host (removed by `remove_mount_points`)."""
 
@@ -78,7 +84,22 @@ def script(fs: Filesystem) -> str:
         if bind.read_only:
             lines.append(f"mount -o remount,bind,ro {target}")
     for path in fs.tmpfs:
+        # A folder the process needs that lives under this tmpfs (the project under /tmp): park it
+        # outside with a bind, mount the tmpfs, then move it back to its own path on top.
+        kept = [k for k in fs.keep if PurePosixPath(path) in PurePosixPath(k).parents]
+        parked: list[tuple[Path, Path]] = []
+        for k in kept:
+            assert fs.stage is not None, "a kept folder needs a stage"
+            spot = fs.stage / str(len(parked))
+            lines.append(
+                f"mkdir -p {shlex.quote(str(spot))} && mount --bind {shlex.quote(str(k))} {shlex.quote(str(spot))}"
+            )
+            parked.append((spot, k))
         lines.append(f"mount -t tmpfs -o mode=1777 tmpfs {shlex.quote(path)}")
+        for spot, k in parked:
+            lines.append(
+                f"mkdir -p {shlex.quote(str(k))} && mount --move {shlex.quote(str(spot))} {shlex.quote(str(k))}"
+            )
     if fs.read_only_root:
         lines.append("mount -o remount,bind,ro /")
     if fs.working_dir:

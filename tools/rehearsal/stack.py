@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -92,6 +93,7 @@ class Rehearsal:
     _watcher: threading.Thread | None = None
     _one_offs: int = 0
     _app_user: str | None = None
+    _stage_dir: Path | None = None
     _packaged_user: str | None = None
 
     # ------------------------------------------------------------------ addresses and order
@@ -162,22 +164,33 @@ class Rehearsal:
                     uid, _, gid = user.partition(":")
                     os.chown(source, int(uid), int(gid or uid))
             binds.append(container.Bind(source, mount.target, mount.read_only))
-        tmpfs = spec.tmpfs
-        if any(Path(path) in (self.venv, *self.venv.parents) for path in tmpfs):
-            tmpfs = tuple(p for p in tmpfs if Path(p) not in (self.venv, *self.venv.parents))
-            self._note(f"{spec.name}: no tmpfs on {spec.tmpfs} (the venv lives there on this machine)")
         assert self._dns is not None
         fs = container.Filesystem(
             binds=tuple(binds),
             resolv_conf=self._dns.resolv_conf,
-            tmpfs=tmpfs,
+            tmpfs=spec.tmpfs,
             read_only_root=spec.read_only,
             working_dir=spec.working_dir,
             user=user,
+            # The image's venv and sources are the project's here: they stay visible even where they
+            # live under a folder the container gets a fresh tmpfs on (a checkout under /tmp).
+            keep=self._kept_folders(),
+            stage=self._stage(),
         )
         container.prepare_mount_points(fs)
         self._filesystems.append(fs)
         return fs
+
+    def _kept_folders(self) -> tuple[Path, ...]:
+        folders = {self.venv.resolve(), Path(__file__).resolve().parents[2]}
+        # A folder inside another is kept with it.
+        return tuple(sorted(f for f in folders if not any(o != f and o in f.parents for o in folders)))
+
+    def _stage(self) -> Path:
+        if self._stage_dir is None:
+            # Outside /tmp, where a container's tmpfs goes; emptied and removed by `down`.
+            self._stage_dir = Path(tempfile.mkdtemp(prefix="rehearsal-stage-", dir="/var/tmp"))
+        return self._stage_dir
 
     def _image_user(self, spec: ServiceSpec) -> str | None:
         if spec.user is not None:
@@ -460,6 +473,8 @@ class Rehearsal:
             self._dns.stop()
         for fs in self._filesystems:
             container.remove_mount_points(fs)
+        if self._stage_dir is not None:
+            shutil.rmtree(self._stage_dir, ignore_errors=True)
 
     def logs(self, service: str) -> str:
         return "".join(
