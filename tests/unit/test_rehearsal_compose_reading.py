@@ -103,3 +103,20 @@ def test_the_namespace_script_mounts_parents_first_then_tmpfs_then_read_only_roo
     argv = container.argv(fs, ["prometheus-alertmanager", "--flag"])
     assert argv[-3:] == ["--", "prometheus-alertmanager", "--flag"]
     assert "--reuid=65534" in argv
+
+
+def test_a_checkout_under_tmp_stays_visible_through_the_container_s_own_tmpfs() -> None:
+    fs = container.Filesystem(
+        binds=(),
+        resolv_conf=Path("/work/resolv.conf"),
+        tmpfs=("/tmp",),
+        read_only_root=True,
+        keep=(Path("/tmp/clone"), Path("/opt/elsewhere")),
+        stage=Path("/var/tmp/stage"),
+    )
+    lines = container.script(fs).splitlines()
+    park = lines.index("mkdir -p /var/tmp/stage/0 && mount --bind /tmp/clone /var/tmp/stage/0")
+    tmpfs = lines.index("mount -t tmpfs -o mode=1777 tmpfs /tmp")
+    back = lines.index("mkdir -p /tmp/clone && mount --move /var/tmp/stage/0 /tmp/clone")
+    assert park < tmpfs < back < lines.index("mount -o remount,bind,ro /")
+    assert not any("/opt/elsewhere" in line for line in lines), "only what the tmpfs would hide is parked"
