@@ -26,7 +26,10 @@ from loadgen.kinds import Rpc
 log = logging.getLogger(__name__)
 
 FILE_VERSION: Final = 1
-SETUP_CONCURRENCY: Final = 4
+# userd checks BCRYPT_MAX_CONCURRENT passwords at once (its CPU count, 2 here); more at once from one
+# client only queue there. Setting up a pool of hundreds (loadgen/accounts.py) 4 at a time kept Login's
+# p95 above 500 ms for minutes on 2 cores, enough for GRPCLatencyP95High.
+SETUP_CONCURRENCY: Final = 2
 # Refresh this long before expiry so a token never expires between the check and the server.
 MAX_REFRESH_MARGIN_SECONDS: Final = 30.0
 
