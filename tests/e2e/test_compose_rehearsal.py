@@ -11,12 +11,14 @@ whole of userd stopped (`make chaos-down` in compose) pages once, and resolves."
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -183,14 +185,10 @@ def test_one_userd_replica_stopped_costs_at_most_one_percent_of_calls(stack: Reh
 
 def faults_of(stack: Rehearsal, index: int) -> dict[str, object]:
     token = stack.project.services["userd"].environment["FAULT_INJECTION_TOKEN"]
-    import urllib.request
-
     request = urllib.request.Request(
         url(stack, "userd", 9091, "/admin/faults", index), headers={"Authorization": f"Bearer {token}"}
     )
     with urllib.request.urlopen(request, timeout=5) as response:
-        import json
-
         answer: dict[str, object] = json.loads(response.read())
         return answer
 

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from nativestack.dotenv import ensure_secrets
@@ -79,8 +80,6 @@ def scrape(address_url: str) -> Scrape:
 
 
 def prometheus_query(rehearsal: Rehearsal, query: str) -> list[dict[str, Any]]:
-    from urllib.parse import urlencode
-
     answer = http_json(url(rehearsal, "prometheus", 9090, "/api/v1/query?" + urlencode({"query": query})))
     result: list[dict[str, Any]] = answer["data"]["result"]
     return result

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -143,13 +143,11 @@ class Rehearsal:
 
     # ------------------------------------------------------------------ containers
 
+    @functools.cached_property
     def _app_env(self) -> dict[str, str]:
+        """The image's ENV (the Dockerfile's last stage), its venv being the project's here."""
         env = dockerfile_env(self.project.folder / "Dockerfile")
-        mapped = {}
-        for key, value in env.items():
-            value = value.replace("/opt/venv", str(self.venv)).replace("$PATH", HOST_PATH)
-            mapped[key] = value
-        return mapped
+        return {k: v.replace("/opt/venv", str(self.venv)).replace("$PATH", HOST_PATH) for k, v in env.items()}
 
     def _volume_dir(self, name: str) -> Path:
         return self.work / "volumes" / name
@@ -206,7 +204,7 @@ class Rehearsal:
         return args
 
     def _environment(self, spec: ServiceSpec, address: str, index: int) -> dict[str, str]:
-        image_env = self._app_env() if spec.built_here else {}
+        image_env = self._app_env if spec.built_here else {}
         env = {k: localize(v, address) for k, v in spec.environment.items()}
         return container.base_environment(
             image_env.get("PATH", HOST_PATH),
@@ -480,7 +478,3 @@ class Rehearsal:
         return "".join(
             r.log.read_text(errors="replace") for r in self.replicas.get(service, []) if r.log.exists()
         )
-
-
-def rehearsed(services: Iterable[ServiceSpec], rehearsal: Rehearsal) -> list[str]:
-    return [s.name for s in services if rehearsal.kind(s) != "absent"]
