@@ -2,7 +2,8 @@
 
 The flood runs against a real userd process at the production bcrypt cost (12, ~0.25 s of a core per
 check): 200 concurrent wrong-password logins against one account are all answered within 10 s, a
-login of another account made meanwhile succeeds within 2 s, and Me stays under 250 ms throughout."""
+login of another account made meanwhile succeeds within 2 s (or a few checks at the pace one
+unhurried login took in the same run), and Me stays under 250 ms throughout."""
 
 from __future__ import annotations
 
@@ -56,11 +57,15 @@ async def test_a_brute_force_flood_is_throttled_while_others_log_in_and_me_stays
                 await users.Register(
                     user_pb2.RegisterRequest(email=email, password="correct horse", name="U")
                 )
+            # One unhurried login: what a bcrypt check costs on this machine right now (other tests
+            # may share its cores), the baseline the bystander's login is held to below.
+            quiet_started = time.monotonic()
             token = (
                 await users.Login(
                     user_pb2.LoginRequest(email="bystander@example.com", password="correct horse")
                 )
             ).access_token
+            quiet_login = time.monotonic() - quiet_started
             before = await asyncio.to_thread(login_results, metrics_port)
 
             me_latencies: list[float] = []
@@ -100,7 +105,10 @@ async def test_a_brute_force_flood_is_throttled_while_others_log_in_and_me_stays
     )
     assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED}
     assert flood_took < 10
-    assert bystander < 2
+    # Not queued behind the flood (that would be ~100 checks, ~25 s): the throttle lets 5 of its
+    # guesses through, so the bystander waits for a few checks at most. 2 s on a quiet machine; the
+    # same few checks at the baseline's pace when other tests share the cores.
+    assert bystander < max(2.0, 8 * quiet_login), (bystander, quiet_login)
     assert max(me_latencies) < 0.25
     gained = {result: after[result] - before.get(result, 0) for result in after}
     # At most LOGIN_THROTTLE_FAILURES (5) guesses cost a bcrypt check; the rest were refused free.
